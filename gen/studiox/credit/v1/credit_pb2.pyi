@@ -1,0 +1,274 @@
+import datetime
+
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
+    ENTRY_KIND_GRANT: _ClassVar[EntryKind]
+    ENTRY_KIND_CHARGE: _ClassVar[EntryKind]
+    ENTRY_KIND_REFUND: _ClassVar[EntryKind]
+    ENTRY_KIND_EXPIRY: _ClassVar[EntryKind]
+
+class Bucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BUCKET_UNSPECIFIED: _ClassVar[Bucket]
+    BUCKET_ALLOWANCE: _ClassVar[Bucket]
+    BUCKET_PURCHASED: _ClassVar[Bucket]
+ENTRY_KIND_UNSPECIFIED: EntryKind
+ENTRY_KIND_GRANT: EntryKind
+ENTRY_KIND_CHARGE: EntryKind
+ENTRY_KIND_REFUND: EntryKind
+ENTRY_KIND_EXPIRY: EntryKind
+BUCKET_UNSPECIFIED: Bucket
+BUCKET_ALLOWANCE: Bucket
+BUCKET_PURCHASED: Bucket
+
+class Credits(_message.Message):
+    __slots__ = ("user_id", "current_credits", "allowance_credits", "purchased_credits", "monthly_allowance", "plan_name", "is_unlimited", "credits_used_this_month", "credit_reset_at")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWANCE_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    PURCHASED_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    IS_UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_USED_THIS_MONTH_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_RESET_AT_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    current_credits: int
+    allowance_credits: int
+    purchased_credits: int
+    monthly_allowance: int
+    plan_name: str
+    is_unlimited: bool
+    credits_used_this_month: int
+    credit_reset_at: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., current_credits: _Optional[int] = ..., allowance_credits: _Optional[int] = ..., purchased_credits: _Optional[int] = ..., monthly_allowance: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., credits_used_this_month: _Optional[int] = ..., credit_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LedgerEntry(_message.Message):
+    __slots__ = ("id", "kind", "amount", "allowance_delta", "purchased_delta", "reference", "description", "created_at", "balance_after")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ALLOWANCE_DELTA_FIELD_NUMBER: _ClassVar[int]
+    PURCHASED_DELTA_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: EntryKind
+    amount: int
+    allowance_delta: int
+    purchased_delta: int
+    reference: str
+    description: str
+    created_at: _timestamp_pb2.Timestamp
+    balance_after: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., allowance_delta: _Optional[int] = ..., purchased_delta: _Optional[int] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., balance_after: _Optional[int] = ...) -> None: ...
+
+class GetCreditsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetCreditsResponse(_message.Message):
+    __slots__ = ("success", "credits")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    credits: Credits
+    def __init__(self, success: _Optional[bool] = ..., credits: _Optional[_Union[Credits, _Mapping]] = ...) -> None: ...
+
+class ListTransactionsRequest(_message.Message):
+    __slots__ = ("limit", "cursor")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    cursor: str
+    def __init__(self, limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class ListTransactionsResponse(_message.Message):
+    __slots__ = ("success", "count", "transactions", "next_cursor")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    count: int
+    transactions: _containers.RepeatedCompositeFieldContainer[LedgerEntry]
+    next_cursor: str
+    def __init__(self, success: _Optional[bool] = ..., count: _Optional[int] = ..., transactions: _Optional[_Iterable[_Union[LedgerEntry, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class GetNextResetDateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetNextResetDateResponse(_message.Message):
+    __slots__ = ("success", "next_billing_date", "days_until_reset")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BILLING_DATE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_UNTIL_RESET_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    next_billing_date: _timestamp_pb2.Timestamp
+    days_until_reset: int
+    def __init__(self, success: _Optional[bool] = ..., next_billing_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., days_until_reset: _Optional[int] = ...) -> None: ...
+
+class ChargeRequest(_message.Message):
+    __slots__ = ("user_id", "amount", "idempotency_key", "reference", "description", "feature")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    amount: int
+    idempotency_key: str
+    reference: str
+    description: str
+    feature: str
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., feature: _Optional[str] = ...) -> None: ...
+
+class ChargeResponse(_message.Message):
+    __slots__ = ("entry", "remaining_credits", "applied")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    entry: LedgerEntry
+    remaining_credits: int
+    applied: bool
+    def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class RefundRequest(_message.Message):
+    __slots__ = ("user_id", "charge_idempotency_key", "amount", "idempotency_key", "description")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHARGE_IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    charge_idempotency_key: str
+    amount: int
+    idempotency_key: str
+    description: str
+    def __init__(self, user_id: _Optional[str] = ..., charge_idempotency_key: _Optional[str] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class RefundResponse(_message.Message):
+    __slots__ = ("entry", "remaining_credits", "applied")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    entry: LedgerEntry
+    remaining_credits: int
+    applied: bool
+    def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class GrantRequest(_message.Message):
+    __slots__ = ("user_id", "amount", "bucket", "idempotency_key", "reference", "description")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    amount: int
+    bucket: Bucket
+    idempotency_key: str
+    reference: str
+    description: str
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., bucket: _Optional[_Union[Bucket, str]] = ..., idempotency_key: _Optional[str] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GrantResponse(_message.Message):
+    __slots__ = ("entry", "remaining_credits", "applied")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    entry: LedgerEntry
+    remaining_credits: int
+    applied: bool
+    def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class PlanTerms(_message.Message):
+    __slots__ = ("plan_name", "monthly_allowance", "is_unlimited", "features")
+    PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
+    IS_UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    plan_name: str
+    monthly_allowance: int
+    is_unlimited: bool
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, plan_name: _Optional[str] = ..., monthly_allowance: _Optional[int] = ..., is_unlimited: _Optional[bool] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetPlanRequest(_message.Message):
+    __slots__ = ("user_id", "terms", "idempotency_key", "start_new_period", "period_end")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    START_NEW_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    terms: PlanTerms
+    idempotency_key: str
+    start_new_period: bool
+    period_end: _timestamp_pb2.Timestamp
+    def __init__(self, user_id: _Optional[str] = ..., terms: _Optional[_Union[PlanTerms, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., start_new_period: _Optional[bool] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetPlanResponse(_message.Message):
+    __slots__ = ("credits", "applied")
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    credits: Credits
+    applied: bool
+    def __init__(self, credits: _Optional[_Union[Credits, _Mapping]] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class ResetDueRequest(_message.Message):
+    __slots__ = ("batch_size", "as_of")
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, batch_size: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ResetDueResponse(_message.Message):
+    __slots__ = ("accounts_reset", "more")
+    ACCOUNTS_RESET_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    accounts_reset: int
+    more: bool
+    def __init__(self, accounts_reset: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class VerifyLedgerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LedgerDifference(_message.Message):
+    __slots__ = ("user_id", "problem", "balance", "ledger_sum")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_SUM_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    problem: str
+    balance: int
+    ledger_sum: int
+    def __init__(self, user_id: _Optional[str] = ..., problem: _Optional[str] = ..., balance: _Optional[int] = ..., ledger_sum: _Optional[int] = ...) -> None: ...
+
+class VerifyLedgerResponse(_message.Message):
+    __slots__ = ("accounts_checked", "differences")
+    ACCOUNTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    accounts_checked: int
+    differences: _containers.RepeatedCompositeFieldContainer[LedgerDifference]
+    def __init__(self, accounts_checked: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[LedgerDifference, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,3 @@
+from services.kit.migrate import run_env
+
+run_env()

@@ -1,0 +1,82 @@
+"""`studiox`: the operator's and developer's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import cast
+
+from services.kit.settings import SERVICE_NAMES, ServiceName
+
+
+def _dev(ns: argparse.Namespace) -> int:
+    from devstack import stack
+
+    settings = stack.StackSettings()
+    if ns.dev_command == "run":
+        return stack.run(settings)
+    if ns.dev_command == "postgres":
+        settings.embedded.exec_server()
+    elif ns.dev_command == "service":
+        stack.run_service(settings, cast(ServiceName, ns.name))
+    elif ns.dev_command == "gateway":
+        stack.run_gateway(settings)
+    elif ns.dev_command == "banner":
+        return stack.banner(settings)
+    return 0
+
+
+def _migrate(ns: argparse.Namespace) -> int:
+    from services.kit.logs import configure_logging
+    from services.kit.migrate import upgrade
+    from services.kit.settings import load_settings
+
+    unknown = set(ns.services) - set(SERVICE_NAMES)
+    if unknown:
+        print(f"unknown service(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    configure_logging("migrate", settings.log_level, "text")
+    for name in cast(list[ServiceName], ns.services) or SERVICE_NAMES:
+        upgrade(name, settings)
+        print(f"{name}: migrated")
+    return 0
+
+
+def _gateway(ns: argparse.Namespace) -> int:
+    from devstack import stack
+
+    print(stack.render_gateway(stack.StackSettings()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studiox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="local stack (what `make run` starts)")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    dev_sub.add_parser("run", help="start the whole stack")
+    dev_sub.add_parser("postgres", help="run the embedded PostgreSQL server")
+    service = dev_sub.add_parser("service", help="wait for the database, migrate and serve")
+    service.add_argument("name", choices=SERVICE_NAMES)
+    dev_sub.add_parser("gateway", help="render the Envoy config and run Envoy")
+    dev_sub.add_parser("banner", help="wait for /health and print the ready banner")
+    dev.set_defaults(func=_dev)
+
+    migrate = sub.add_parser("migrate", help="migrate service schemas (all by default)")
+    migrate.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICE_NAMES))
+    migrate.set_defaults(func=_migrate)
+
+    gateway = sub.add_parser("gateway-config", help="render the Envoy config; prints its path")
+    gateway.set_defaults(func=_gateway)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    return int(ns.func(ns) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Command line of every service process: `python -m services.<svc> [serve|migrate]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+
+from services.kit.logs import configure_logging
+from services.kit.migrate import upgrade
+from services.kit.server import ServiceSpec, serve
+from services.kit.settings import ServiceName, Settings, load_settings
+
+SpecFactory = Callable[[Settings], ServiceSpec]
+
+
+def run_service(name: ServiceName, build_spec: SpecFactory, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate", "migrate-and-serve"],
+        help="serve (default), migrate its schema, or both",
+    )
+    ns = parser.parse_args(argv)
+    settings = load_settings()
+    configure_logging(name, settings.log_level, settings.log_format)
+    if ns.command in ("migrate", "migrate-and-serve"):
+        upgrade(name, settings)
+    if ns.command in ("serve", "migrate-and-serve"):
+        asyncio.run(serve(build_spec(settings), settings))

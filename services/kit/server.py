@@ -1,0 +1,212 @@
+"""grpc.aio server bootstrap shared by every service: one interceptor (request id, access control,
+domain-error mapping, metrics, access log), grpc.health.v1, reflection, StatusService, and a graceful
+stop on SIGTERM/SIGINT that lets in-flight RPCs finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from services.kit.access import Access, access_for, check_internal
+from services.kit.context import new_request_id, request_id_var
+from services.kit.errors import DomainError
+from services.kit.grpc_errors import status_for
+from services.kit.metrics import RPC_DURATION, RPC_TOTAL, start_metrics_server
+from services.kit.settings import ServiceName, Settings
+from services.kit.status import StatusServicer
+from studiox.status.v1 import status_pb2, status_pb2_grpc
+
+log = logging.getLogger("studiox.server")
+
+Authenticator = Callable[[dict[str, str]], Awaitable[Any]]
+HEALTH_PROBE_INTERVAL_SECONDS = 2.0
+
+
+@dataclass
+class ServiceSpec:
+    """What a service contributes to the shared bootstrap."""
+
+    name: ServiceName
+    # Adds the service's servicers to the server; returns their full names (for health/reflection).
+    register: Callable[[grpc.aio.Server], Sequence[str]]
+    access_overrides: dict[str, Access] = field(default_factory=dict)
+    # Raises when a dependency (e.g. the database) is unreachable; health turns NOT_SERVING meanwhile.
+    probe: Callable[[], Awaitable[None]] | None = None
+    # Resolves a user from metadata for USER methods (set once identity is wired in).
+    authenticate: Authenticator | None = None
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, spec: ServiceSpec, settings: Settings) -> None:
+        self._spec = spec
+        self._internal_token = settings.internal_service_token.get_secret_value()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method: str = details.method
+        if method.startswith(("/grpc.health.", "/grpc.reflection.", "/studiox.status.")):
+            return handler
+        access = access_for(method, self._spec.access_overrides)
+        inner = handler.unary_unary
+        metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request_id_var.set(metadata.get("x-request-id") or new_request_id())
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                await self._authorize(access, metadata, context)
+                return await inner(request, context)
+            except DomainError as err:
+                code, trailers = status_for(err)
+                await context.abort(code, err.message, trailing_metadata=trailers)
+            except NotImplementedError:
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, "Not implemented yet")
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", method)
+                await context.abort(code, "Internal server error")
+            finally:
+                elapsed = time.perf_counter() - started
+                labels = (self._spec.name, method, code.name)
+                RPC_DURATION.labels(*labels).observe(elapsed)
+                RPC_TOTAL.labels(*labels).inc()
+                log.info(
+                    "rpc",
+                    extra={"method": method, "code": code.name, "ms": round(elapsed * 1000, 2)},
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _authorize(
+        self, access: Access, metadata: dict[str, str], context: grpc.aio.ServicerContext
+    ) -> None:
+        if access is Access.PUBLIC:
+            return
+        if access is Access.INTERNAL:
+            check_internal(metadata, self._internal_token, user_present="authorization" in metadata)
+            return
+        if self._spec.authenticate is None:
+            raise NotImplementedError
+        await self._spec.authenticate(metadata)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    status: StatusServicer
+    spec: ServiceSpec
+    _probe_task: asyncio.Task[None] | None = None
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting new RPCs, let in-flight ones finish within `grace`, then release."""
+        await self.health.enter_graceful_shutdown()
+        if self._probe_task:
+            self._probe_task.cancel()
+        await self.server.stop(grace)
+        await self.status.close()
+        for hook in self.spec.on_stop:
+            await hook()
+
+
+async def start_server(spec: ServiceSpec, settings: Settings, address: str) -> RunningServer:
+    """Build, bind and start the server; `address` may use port 0 (the bound port is returned)."""
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(spec, settings)])
+    names = list(spec.register(server))
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    status = StatusServicer(settings)
+    status_pb2_grpc.add_StatusServiceServicer_to_server(status, server)
+    status_name = status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name
+    reflection.enable_server_reflection(
+        [
+            *names,
+            status_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind {address}")
+    await server.start()
+    running = RunningServer(server=server, port=port, health=health, status=status, spec=spec)
+    await _set_health(running, names, serving=True)
+    if spec.probe is not None:
+        running._probe_task = asyncio.create_task(_watch_dependencies(running, names))
+    return running
+
+
+async def _set_health(running: RunningServer, names: Sequence[str], *, serving: bool) -> None:
+    value = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", *names):
+        await running.health.set(name, value)
+
+
+async def _watch_dependencies(running: RunningServer, names: Sequence[str]) -> None:
+    probe = running.spec.probe
+    assert probe is not None
+    serving = True
+    while True:
+        try:
+            await asyncio.wait_for(probe(), timeout=HEALTH_PROBE_INTERVAL_SECONDS)
+            ok = True
+        except Exception as exc:  # any failure means "cannot serve right now"
+            ok = False
+            if serving:
+                log.warning("dependency check failed: %s", exc)
+        if ok != serving:
+            serving = ok
+            await _set_health(running, names, serving=ok)
+            log.info("health changed", extra={"serving": ok})
+        await asyncio.sleep(HEALTH_PROBE_INTERVAL_SECONDS)
+
+
+async def serve(spec: ServiceSpec, settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then stop gracefully."""
+    start_metrics_server(settings.metrics_port)
+    running = await start_server(spec, settings, settings.listen_addr(spec.name))
+    log.info("serving", extra={"port": running.port})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+    await running.stop(settings.shutdown_grace_seconds)
+    log.info("stopped")

@@ -1,0 +1,44 @@
+"""Building a ServiceSpec for a database-backed service from its servicers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from services.kit.access import Access
+from services.kit.db import Database
+from services.kit.server import Authenticator, ServiceSpec
+from services.kit.settings import ServiceName, Settings
+
+# (add_XServicer_to_server, servicer instance, full service name)
+Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
+
+
+def database_service(
+    name: ServiceName,
+    settings: Settings,
+    servicers: Callable[[Database], Sequence[Registration]],
+    *,
+    access: dict[str, Access] | None = None,
+    authenticate: Authenticator | None = None,
+) -> ServiceSpec:
+    """A service whose health follows its database and whose pool closes on shutdown."""
+    db = Database(settings)
+
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        names = []
+        for add, servicer, full_name in servicers(db):
+            add(servicer, server)
+            names.append(full_name)
+        return names
+
+    return ServiceSpec(
+        name=name,
+        register=register,
+        access_overrides=access or {},
+        probe=db.ping,
+        authenticate=authenticate,
+        on_stop=[db.close],
+    )

@@ -21,32 +21,34 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-gen: build/api.pb
+# Regenerate the committed Python code (gen/) after editing protos/; `make check` fails on drift.
+gen: $(STAMP)
+	$(PY) scripts/codegen.py --python --descriptor
 
 build/api.pb: $(STAMP) $(PROTOS) scripts/codegen.py
-	$(PY) scripts/codegen.py
+	$(PY) scripts/codegen.py --descriptor
 
-run: gen
+run: build/api.pb
 	$(BIN)/studiox dev run
 
-test: gen
+test: build/api.pb
 	$(BIN)/pytest -q
 
-test-unit: gen
+test-unit: build/api.pb
 	$(BIN)/pytest -q tests/unit
 
-test-integration: gen
+test-integration: build/api.pb
 	$(BIN)/pytest -q tests/integration
 
-test-e2e: gen
+test-e2e: build/api.pb
 	$(BIN)/pytest -q tests/e2e
 
-bench: gen
+bench: build/api.pb
 	$(BIN)/pytest -q -m bench -s
 
 check: lint typecheck buflint gen-check
 
-lint: gen
+lint: build/api.pb
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
@@ -54,10 +56,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-typecheck: gen
+typecheck: build/api.pb
 	$(BIN)/mypy
 
-buflint: gen
+buflint: build/api.pb
 	npx --yes @bufbuild/buf@$(BUF_VERSION) lint
 
 gen-check: $(STAMP)

@@ -1,8 +1,11 @@
-"""Generate Python code and the gateway descriptor from protos/.
+"""Generate code from protos/.
 
-Usage: python scripts/codegen.py [--out DIR] [--check]
+Usage: python scripts/codegen.py [--python] [--descriptor] [--check]
 
---check regenerates into a temporary folder and fails when gen/ differs (CI drift check).
+--python      regenerate the committed Python code in gen/
+--descriptor  build the descriptor set Envoy's transcoder loads (build/api.pb) and the google/api
+              protos `buf lint` needs (build/protodeps); build/ is not committed
+--check       regenerate into a temporary folder and fail when gen/ differs (CI drift check)
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ def differences(a: Path, b: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--python", action="store_true")
+    parser.add_argument("--descriptor", action="store_true")
     parser.add_argument("--check", action="store_true")
     ns = parser.parse_args()
     if ns.check:
@@ -110,9 +115,11 @@ def main() -> int:
             return 1
         print("generated code is up to date")
         return 0
-    generate_python(GEN)
-    build_descriptor()
-    copy_proto_deps()
+    if ns.python:
+        generate_python(GEN)
+    if ns.descriptor:
+        build_descriptor()
+        copy_proto_deps()
     return 0
 
 

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.kit.settings import SERVICE_NAMES, ServiceName
+from studiox.status.v1 import status_pb2, status_pb2_grpc
+from tests.support.cluster import Cluster
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+async def test_each_service_is_serving(cluster: Cluster, name: ServiceName) -> None:
+    stub = health_pb2_grpc.HealthStub(cluster.channel(name))
+    reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_status_reports_every_service(cluster: Cluster) -> None:
+    stub = status_pb2_grpc.StatusServiceStub(cluster.channel("billing"))
+    reply, call = await _status(stub)
+    assert reply.status == "ok"
+    assert dict(reply.services) == dict.fromkeys(SERVICE_NAMES, "SERVING")
+    assert ("x-http-status", "503") not in (await call.initial_metadata() or ())
+
+
+async def test_status_is_degraded_while_a_service_is_down(cluster: Cluster) -> None:
+    await cluster.stop("task")
+    try:
+        stub = status_pb2_grpc.StatusServiceStub(cluster.channel("user"))
+        reply, call = await _status(stub)
+        assert reply.status == "degraded"
+        assert reply.services["task"] == "UNREACHABLE"
+        assert reply.services["user"] == "SERVING"
+        assert ("x-http-status", "503") in tuple(await call.initial_metadata() or ())
+    finally:
+        await cluster.start("task")
+
+
+async def _status(
+    stub: status_pb2_grpc.StatusServiceStub,
+) -> tuple[status_pb2.GetStatusResponse, grpc.aio.UnaryUnaryCall]:
+    call = stub.GetStatus(status_pb2.GetStatusRequest(), timeout=5)
+    return await call, call

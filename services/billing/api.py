@@ -41,7 +41,7 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
     async def ListPlans(
         self, request: billing_pb2.ListPlansRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListPlansResponse:
-        async with self._db.transaction() as session:
+        async with self._db.session() as session:
             plans = await store.list_plans(session)
         return billing_pb2.ListPlansResponse(success=True, plans=[plan_to_proto(p) for p in plans])
 
@@ -55,7 +55,7 @@ class BillingInternalApi(billing_pb2_grpc.BillingInternalServiceServicer):
     ) -> billing_pb2.GetPlanResponse:
         if not request.plan_id:
             raise InvalidInput("planId is required")
-        async with self._db.transaction() as session:
+        async with self._db.session() as session:
             plan = await store.get_plan(session, request.plan_id.lower())
         if plan is None:
             raise NotFound(f"Unknown plan: {request.plan_id}")

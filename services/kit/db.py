@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -34,14 +35,30 @@ class Database:
             max_overflow=size,
             pool_pre_ping=True,
             pool_recycle=1800,
+            # Calendar arithmetic in SQL (monthly resets) must agree with Python's UTC datetimes.
+            connect_args={"options": "-c TimeZone=UTC"},
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed when the block ends, rolled back on error."""
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session inside one transaction: committed when the block ends, rolled back on
+        error."""
         async with self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection inside one transaction (committed at the end, rolled back on error)."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection where each statement is its own transaction: for units of work that are a
+        single statement, saving the BEGIN/COMMIT round trips."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

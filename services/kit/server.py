@@ -18,6 +18,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from services.kit.access import Access, access_for, check_internal
+from services.kit.auth import Identity, make_authenticator, set_identity
 from services.kit.context import new_request_id, request_id_var
 from services.kit.errors import DomainError
 from services.kit.grpc_errors import status_for
@@ -28,7 +29,7 @@ from studiox.status.v1 import status_pb2, status_pb2_grpc
 
 log = logging.getLogger("studiox.server")
 
-Authenticator = Callable[[dict[str, str]], Awaitable[Any]]
+Authenticator = Callable[[dict[str, str]], Awaitable[Identity]]
 HEALTH_PROBE_INTERVAL_SECONDS = 2.0
 
 
@@ -42,7 +43,7 @@ class ServiceSpec:
     access_overrides: dict[str, Access] = field(default_factory=dict)
     # Raises when a dependency (e.g. the database) is unreachable; health turns NOT_SERVING meanwhile.
     probe: Callable[[], Awaitable[None]] | None = None
-    # Resolves a user from metadata for USER methods (set once identity is wired in).
+    # Resolves the caller of USER methods; default: Clerk JWT verification from settings.
     authenticate: Authenticator | None = None
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
 
@@ -51,6 +52,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, spec: ServiceSpec, settings: Settings) -> None:
         self._spec = spec
         self._internal_token = settings.internal_service_token.get_secret_value()
+        self._authenticate = spec.authenticate or make_authenticator(settings)
 
     async def intercept_service(
         self,
@@ -69,6 +71,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             request_id_var.set(metadata.get("x-request-id") or new_request_id())
+            set_identity(None)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -114,9 +117,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if access is Access.INTERNAL:
             check_internal(metadata, self._internal_token, user_present="authorization" in metadata)
             return
-        if self._spec.authenticate is None:
-            raise NotImplementedError
-        await self._spec.authenticate(metadata)
+        set_identity(await self._authenticate(metadata))
 
 
 @dataclass

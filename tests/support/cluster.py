@@ -14,6 +14,7 @@ from services.kit.migrate import upgrade_all
 from services.kit.server import RunningServer, start_server
 from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
 from tests.support.ports import free_port
+from tests.support.tokens import AUTHORIZED_PARTY, DEFAULT_KEY, ISSUER
 
 INTERNAL_TOKEN = "test-internal-token"
 
@@ -26,6 +27,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "internal_service_token": INTERNAL_TOKEN,
         "log_format": "text",
         "shutdown_grace_seconds": 5.0,
+        "clerk_issuer": ISSUER,
+        "clerk_jwt_key": DEFAULT_KEY.public_pem,
+        "clerk_authorized_parties": [AUTHORIZED_PARTY],
         **addrs,
         **overrides,
     }

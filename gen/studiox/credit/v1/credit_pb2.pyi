@@ -56,7 +56,7 @@ class Credits(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., current_credits: _Optional[int] = ..., allowance_credits: _Optional[int] = ..., purchased_credits: _Optional[int] = ..., monthly_allowance: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., credits_used_this_month: _Optional[int] = ..., credit_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("id", "kind", "amount", "allowance_delta", "purchased_delta", "reference", "description", "created_at", "balance_after")
+    __slots__ = ("id", "kind", "amount", "allowance_delta", "purchased_delta", "reference", "description", "created_at", "balance_after", "usage", "idempotency_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,8 @@ class LedgerEntry(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: EntryKind
     amount: int
@@ -75,7 +77,9 @@ class LedgerEntry(_message.Message):
     description: str
     created_at: _timestamp_pb2.Timestamp
     balance_after: int
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., allowance_delta: _Optional[int] = ..., purchased_delta: _Optional[int] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., balance_after: _Optional[int] = ...) -> None: ...
+    usage: int
+    idempotency_key: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., allowance_delta: _Optional[int] = ..., purchased_delta: _Optional[int] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., balance_after: _Optional[int] = ..., usage: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetCreditsRequest(_message.Message):
     __slots__ = ()
@@ -248,6 +252,18 @@ class ResetDueResponse(_message.Message):
     accounts_reset: int
     more: bool
     def __init__(self, accounts_reset: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class GetAccountRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class GetAccountResponse(_message.Message):
+    __slots__ = ("credits",)
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    credits: Credits
+    def __init__(self, credits: _Optional[_Union[Credits, _Mapping]] = ...) -> None: ...
 
 class VerifyLedgerRequest(_message.Message):
     __slots__ = ()

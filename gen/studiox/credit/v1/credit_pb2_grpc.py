@@ -227,6 +227,11 @@ class CreditInternalServiceStub:
                 request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VerifyLedgerRequest.SerializeToString,
                 response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VerifyLedgerResponse.FromString,
                 _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/GetAccount',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountResponse.FromString,
+                _registered_method=True)
 
 
 class CreditInternalServiceServicer:
@@ -270,6 +275,12 @@ class CreditInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CreditInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -302,6 +313,11 @@ def add_CreditInternalServiceServicer_to_server(servicer, server):
                     servicer.VerifyLedger,
                     request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VerifyLedgerRequest.FromString,
                     response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VerifyLedgerResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -468,6 +484,33 @@ class CreditInternalService:
             '/studiox.credit.v1.CreditInternalService/VerifyLedger',
             studiox_dot_credit_dot_v1_dot_credit__pb2.VerifyLedgerRequest.SerializeToString,
             studiox_dot_credit_dot_v1_dot_credit__pb2.VerifyLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/GetAccount',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,7 @@ class CreditInternalServiceStub:
     SetPlan: _aio.UnaryUnaryMultiCallable[_credit_pb2.SetPlanRequest, _credit_pb2.SetPlanResponse]
     ResetDue: _aio.UnaryUnaryMultiCallable[_credit_pb2.ResetDueRequest, _credit_pb2.ResetDueResponse]
     VerifyLedger: _aio.UnaryUnaryMultiCallable[_credit_pb2.VerifyLedgerRequest, _credit_pb2.VerifyLedgerResponse]
+    GetAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.GetAccountRequest, _credit_pb2.GetAccountResponse]
 
 class CreditInternalServiceServicer:
     """CreditInternalService moves credits. Only other services call it (internal credential); every
@@ -95,5 +96,11 @@ class CreditInternalServiceServicer:
         request: _credit_pb2.VerifyLedgerRequest,
         context: _aio.ServicerContext[_credit_pb2.VerifyLedgerRequest, _abc.Awaitable[_credit_pb2.VerifyLedgerResponse]],
     ) -> _abc.Awaitable[_credit_pb2.VerifyLedgerResponse]: ...
+
+    def GetAccount(
+        self,
+        request: _credit_pb2.GetAccountRequest,
+        context: _aio.ServicerContext[_credit_pb2.GetAccountRequest, _abc.Awaitable[_credit_pb2.GetAccountResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.GetAccountResponse]: ...
 
 def add_CreditInternalServiceServicer_to_server(servicer: CreditInternalServiceServicer, server: _aio.Server) -> None: ...

@@ -1,0 +1,39 @@
+"""Keyset pagination shared by list endpoints: bounded limits and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from services.kit.errors import InvalidInput
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def page_limit(requested: int, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """0 (absent) means the default; anything outside 1..maximum is refused."""
+    if requested == 0:
+        return default
+    if not 1 <= requested <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}")
+    return requested
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    """None for no cursor; InvalidInput for one we did not issue."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, value = raw.partition(":")
+        position = int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput("cursor is invalid") from None
+    if version != "v1" or position < 0:
+        raise InvalidInput("cursor is invalid")
+    return position

@@ -1,0 +1,93 @@
+"""Helpers for tests that move credits through the real credit service."""
+
+from __future__ import annotations
+
+import grpc
+
+from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+from tests.support.cluster import internal_metadata
+from tests.support.tokens import new_user_id
+
+FREE = credit_pb2.PlanTerms(
+    plan_name="free",
+    monthly_allowance=10,
+    is_unlimited=False,
+    features=["image_analysis", "video_generation"],
+)
+PRO = credit_pb2.PlanTerms(
+    plan_name="pro",
+    monthly_allowance=100,
+    is_unlimited=False,
+    features=["image_analysis", "video_generation", "advanced_editing"],
+)
+ENTERPRISE = credit_pb2.PlanTerms(
+    plan_name="enterprise",
+    monthly_allowance=0,
+    is_unlimited=True,
+    features=["image_analysis", "video_generation", "advanced_editing"],
+)
+
+
+class CreditClient:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub = credit_pb2_grpc.CreditInternalServiceStub(channel)
+
+    async def open_account(
+        self,
+        terms: credit_pb2.PlanTerms = FREE,
+        *,
+        purchased: int = 0,
+        user_id: str | None = None,
+    ) -> str:
+        user = user_id or new_user_id()
+        await self.stub.SetPlan(
+            credit_pb2.SetPlanRequest(
+                user_id=user, terms=terms, idempotency_key=f"open:{user}", start_new_period=True
+            ),
+            metadata=internal_metadata(),
+        )
+        if purchased:
+            await self.grant(user, purchased, credit_pb2.BUCKET_PURCHASED)
+        return user
+
+    async def grant(self, user: str, amount: int, bucket: int, key: str | None = None) -> None:
+        await self.stub.Grant(
+            credit_pb2.GrantRequest(
+                user_id=user,
+                amount=amount,
+                bucket=bucket,
+                idempotency_key=key or f"grant:{amount}:{bucket}",
+            ),
+            metadata=internal_metadata(),
+        )
+
+    async def charge(
+        self, user: str, amount: int, key: str, feature: str = "image_analysis"
+    ) -> credit_pb2.ChargeResponse:
+        return await self.stub.Charge(
+            credit_pb2.ChargeRequest(
+                user_id=user, amount=amount, idempotency_key=key, feature=feature, reference=key
+            ),
+            metadata=internal_metadata(),
+        )
+
+    async def refund(
+        self, user: str, charge_key: str, key: str, amount: int = 0
+    ) -> credit_pb2.RefundResponse:
+        return await self.stub.Refund(
+            credit_pb2.RefundRequest(
+                user_id=user, charge_idempotency_key=charge_key, idempotency_key=key, amount=amount
+            ),
+            metadata=internal_metadata(),
+        )
+
+    async def account(self, user: str) -> credit_pb2.Credits:
+        reply = await self.stub.GetAccount(
+            credit_pb2.GetAccountRequest(user_id=user), metadata=internal_metadata()
+        )
+        return reply.credits
+
+    async def verify(self) -> credit_pb2.VerifyLedgerResponse:
+        return await self.stub.VerifyLedger(
+            credit_pb2.VerifyLedgerRequest(), metadata=internal_metadata(), timeout=120
+        )

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.cluster import Cluster, make_settings, start_cluster
+from tests.support.credit import CreditClient
 from tests.support.database import new_database
 
 
@@ -14,3 +15,8 @@ async def cluster(pg_server: str) -> AsyncIterator[Cluster]:
     running = await start_cluster(make_settings(new_database(pg_server)))
     yield running
     await running.close()
+
+
+@pytest.fixture
+def credit(cluster: Cluster) -> CreditClient:
+    return CreditClient(cluster.channel("credit"))

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
 from studiox.credit.v1 import credit_pb2
-from tests.support.cluster import Cluster
 from tests.support.credit import ENTERPRISE, FREE, CreditClient
 
 
-@pytest.fixture
-async def credit(cluster: Cluster) -> AsyncIterator[CreditClient]:
-    yield CreditClient(cluster.channel("credit"))
-
-
 def reason(err: grpc.aio.AioRpcError) -> str | None:
-    return dict(err.trailing_metadata() or ()).get("x-error-reason")  # type: ignore[return-value]
+    return dict(err.trailing_metadata() or ()).get("x-error-reason")
 
 
 async def assert_ledger_verifies(credit: CreditClient) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -18,15 +17,10 @@ from tests.support.credit import FREE, CreditClient
 from tests.support.tokens import DEFAULT_KEY, bearer
 
 
-@pytest.fixture
-async def credit(cluster: Cluster) -> AsyncIterator[CreditClient]:
-    yield CreditClient(cluster.channel("credit"))
-
-
 def _sql(cluster: Cluster, statement: str, *params: object) -> list[tuple[object, ...]]:
     url = cluster.settings.database_url
     with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(statement, params)  # type: ignore[arg-type]
+        cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
 
 

@@ -50,7 +50,9 @@ class CreditClient:
             await self.grant(user, purchased, credit_pb2.BUCKET_PURCHASED)
         return user
 
-    async def grant(self, user: str, amount: int, bucket: int, key: str | None = None) -> None:
+    async def grant(
+        self, user: str, amount: int, bucket: credit_pb2.Bucket, key: str | None = None
+    ) -> None:
         await self.stub.Grant(
             credit_pb2.GrantRequest(
                 user_id=user,

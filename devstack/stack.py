@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 from pydantic import Field
 
+from devstack.dev_tokens import ensure_keypair
 from devstack.postgres import EmbeddedPostgres, wait_until_ready
 from gateway.config import GatewayConfig, write
 from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
@@ -71,6 +72,8 @@ def child_environment(settings: StackSettings) -> dict[str, str]:
         env["DATABASE_URL"] = settings.embedded.url()
     env.setdefault("LOG_FORMAT", "text")
     env["STUDIOX_STATE_DIR"] = str(settings.state_dir)
+    # Services trust this key only when APP_ENV=development (see services.kit.auth).
+    env["DEV_JWT_PUBLIC_KEY_FILE"] = str(ensure_keypair(settings.state_dir))
     return env
 
 

@@ -50,6 +50,53 @@ def _gateway(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _token(ns: argparse.Namespace) -> int:
+    from devstack import dev_tokens, stack
+
+    settings = stack.StackSettings()
+    try:
+        token = dev_tokens.mint(
+            settings.state_dir, ns.user, email=ns.email, name=ns.name, ttl=ns.ttl
+        )
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def _ledger_verify(ns: argparse.Namespace) -> int:
+    import asyncio
+
+    import grpc
+
+    from services.kit.clients import ServiceChannels
+    from services.kit.settings import load_settings
+    from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+
+    async def verify() -> credit_pb2.VerifyLedgerResponse:
+        channels = ServiceChannels(load_settings())
+        try:
+            stub = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
+            reply: credit_pb2.VerifyLedgerResponse = await stub.VerifyLedger(
+                credit_pb2.VerifyLedgerRequest(), timeout=ns.timeout
+            )
+            return reply
+        finally:
+            await channels.close()
+
+    try:
+        report = asyncio.run(verify())
+    except grpc.aio.AioRpcError as err:
+        print(f"ledger verify failed: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 2
+    differences = list(report.differences)
+    print(f"checked {report.accounts_checked} accounts: {len(differences)} difference(s)")
+    for d in differences:
+        print(f"  {d.user_id}: {d.problem}: balance {d.balance}, ledger {d.ledger_sum}")
+    return 1 if differences else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studiox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="migrate service schemas (all by default)")
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICE_NAMES))
     migrate.set_defaults(func=_migrate)
+
+    token = sub.add_parser(
+        "token",
+        help="print a dev token for the local stack (trusted only with APP_ENV=development)",
+    )
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--email")
+    token.add_argument("--name")
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
+    token.set_defaults(func=_token)
+
+    ledger = sub.add_parser("ledger", help="credit ledger operations")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    verify = ledger_sub.add_parser(
+        "verify", help="check balance == sum of entries for every account; exit 1 on differences"
+    )
+    verify.add_argument("--timeout", type=float, default=300.0)
+    verify.set_defaults(func=_ledger_verify)
 
     gateway = sub.add_parser("gateway-config", help="render the Envoy config; prints its path")
     gateway.set_defaults(func=_gateway)

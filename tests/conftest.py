@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.database import drop_database, new_database, postgres_server
+from tests.support.dirs import server_tempdir
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+def pg_server() -> Iterator[str]:
+    with server_tempdir("pg") as folder, postgres_server(folder) as url:
         yield url
 
 

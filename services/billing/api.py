@@ -67,7 +67,7 @@ def build_spec(settings: Settings) -> ServiceSpec:
     return database_service(
         "billing",
         settings,
-        lambda db: [
+        lambda db, channels: [
             (
                 billing_pb2_grpc.add_BillingServiceServicer_to_server,
                 BillingApi(db),

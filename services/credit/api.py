@@ -261,7 +261,7 @@ def build_spec(settings: Settings) -> ServiceSpec:
     return database_service(
         "credit",
         settings,
-        lambda db: [
+        lambda db, channels: [
             (
                 credit_pb2_grpc.add_CreditServiceServicer_to_server,
                 CreditApi(db),

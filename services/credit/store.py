@@ -319,10 +319,6 @@ async def set_plan(
 ) -> tuple[Account, bool]:
     """Run inside a transaction. Changes the account's terms; with a new period, the unused
     allowance expires and the plan's allowance is granted, both as entries keyed by `key`."""
-    account = await get_account(conn, user_id, for_update=True)
-    grant_key = f"{key}:grant"
-    if account is not None and await find_entry(conn, user_id, grant_key) is not None:
-        return account, False
     params: dict[str, Any] = {
         "uid": user_id,
         "plan": terms.plan_name,
@@ -330,8 +326,9 @@ async def set_plan(
         "unlimited": terms.is_unlimited,
         "features": list(terms.features),
     }
-    if account is None:
-        start_new_period = True
+    # Concurrent first calls for one user: the loser of the insert waits for the winner's commit,
+    # then finds the grant below and returns the winner's result.
+    created = (
         await conn.execute(
             text(
                 """
@@ -339,12 +336,18 @@ async def set_plan(
                     features, allowance_balance, purchased_balance, reset_anchor,
                     period_started_at, credit_reset_at)
                 VALUES (:uid, :plan, :allowance, :unlimited, :features, 0, 0, now(), now(), now())
+                ON CONFLICT (user_id) DO NOTHING
+                RETURNING user_id
                 """
             ),
             params,
         )
-        account = await get_account(conn, user_id, for_update=True)
-        assert account is not None
+    ).first() is not None
+    account = await get_account(conn, user_id, for_update=True)
+    assert account is not None
+    if not created and await find_entry(conn, user_id, f"{key}:grant") is not None:
+        return account, False
+    start_new_period = start_new_period or created
     await conn.execute(
         text(
             """

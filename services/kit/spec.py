@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from services.kit.access import Access
+from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.server import Authenticator, ServiceSpec
 from services.kit.settings import ServiceName, Settings
@@ -19,17 +20,19 @@ Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 def database_service(
     name: ServiceName,
     settings: Settings,
-    servicers: Callable[[Database], Sequence[Registration]],
+    servicers: Callable[[Database, ServiceChannels], Sequence[Registration]],
     *,
     access: dict[str, Access] | None = None,
     authenticate: Authenticator | None = None,
 ) -> ServiceSpec:
-    """A service whose health follows its database and whose pool closes on shutdown."""
+    """A service whose health follows its database, with channels to the services it calls; the
+    pool and the channels close on shutdown."""
     db = Database(settings)
+    channels = ServiceChannels(settings)
 
     def register(server: grpc.aio.Server) -> Sequence[str]:
         names = []
-        for add, servicer, full_name in servicers(db):
+        for add, servicer, full_name in servicers(db, channels):
             add(servicer, server)
             names.append(full_name)
         return names
@@ -40,5 +43,5 @@ def database_service(
         access_overrides=access or {},
         probe=db.ping,
         authenticate=authenticate,
-        on_stop=[db.close],
+        on_stop=[channels.close, db.close],
     )

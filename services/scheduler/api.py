@@ -8,4 +8,4 @@ from services.kit.spec import database_service
 
 
 def build_spec(settings: Settings) -> ServiceSpec:
-    return database_service("scheduler", settings, lambda db: [])
+    return database_service("scheduler", settings, lambda db, channels: [])

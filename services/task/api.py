@@ -24,7 +24,7 @@ def build_spec(settings: Settings) -> ServiceSpec:
     return database_service(
         "task",
         settings,
-        lambda db: [
+        lambda db, channels: [
             (
                 task_pb2_grpc.add_TaskServiceServicer_to_server,
                 TaskApi(db),

@@ -2,38 +2,84 @@
 
 from __future__ import annotations
 
+import grpc
+
+from services.kit.auth import current_identity
+from services.kit.clients import ServiceChannels
 from services.kit.db import Database
+from services.kit.errors import InvalidInput
+from services.kit.proto_time import to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
-from services.kit.spec import database_service
+from services.kit.spec import Registration, database_service
+from services.kit.transport import set_http_status
+from services.user.onboarding import Member, Onboarding
 from studiox.user.v1 import user_pb2, user_pb2_grpc
 
 
+def user_to_proto(member: Member) -> user_pb2.User:
+    profile = member.profile
+    return user_pb2.User(
+        id=profile.id,
+        email=profile.email or "",
+        name=profile.name or "",
+        plan_name=member.plan_name,
+        created_at=to_timestamp(profile.created_at),
+    )
+
+
 class UserApi(user_pb2_grpc.UserServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, onboarding: Onboarding) -> None:
+        self._onboarding = onboarding
+
+    async def GetMe(
+        self, request: user_pb2.GetMeRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.GetMeResponse:
+        member = await self._onboarding.me(current_identity())
+        return user_pb2.GetMeResponse(success=True, user=user_to_proto(member))
+
+    async def InitializeUser(
+        self, request: user_pb2.InitializeUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.InitializeUserResponse:
+        name = request.name if request.HasField("name") else None
+        member = await self._onboarding.initialize(current_identity(), request.email, name)
+        if member.created:
+            await set_http_status(context, 201)
+        return user_pb2.InitializeUserResponse(
+            success=True, user=user_to_proto(member), created=member.created
+        )
 
 
 class UserInternalApi(user_pb2_grpc.UserInternalServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, onboarding: Onboarding) -> None:
+        self._onboarding = onboarding
+
+    async def GetUser(
+        self, request: user_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+    ) -> user_pb2.GetUserResponse:
+        if not request.user_id:
+            raise InvalidInput("userId is required")
+        return user_pb2.GetUserResponse(
+            user=user_to_proto(await self._onboarding.get(request.user_id))
+        )
+
+
+def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
+    onboarding = Onboarding(db, channels)
+    services = user_pb2.DESCRIPTOR.services_by_name
+    return [
+        (
+            user_pb2_grpc.add_UserServiceServicer_to_server,
+            UserApi(onboarding),
+            services["UserService"].full_name,
+        ),
+        (
+            user_pb2_grpc.add_UserInternalServiceServicer_to_server,
+            UserInternalApi(onboarding),
+            services["UserInternalService"].full_name,
+        ),
+    ]
 
 
 def build_spec(settings: Settings) -> ServiceSpec:
-    services = user_pb2.DESCRIPTOR.services_by_name
-    return database_service(
-        "user",
-        settings,
-        lambda db: [
-            (
-                user_pb2_grpc.add_UserServiceServicer_to_server,
-                UserApi(db),
-                services["UserService"].full_name,
-            ),
-            (
-                user_pb2_grpc.add_UserInternalServiceServicer_to_server,
-                UserInternalApi(db),
-                services["UserInternalService"].full_name,
-            ),
-        ],
-    )
+    return database_service("user", settings, _servicers)

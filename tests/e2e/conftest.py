@@ -7,24 +7,26 @@ import httpx
 import pytest
 
 from tests.support.database import drop_database, new_database
+from tests.support.dirs import server_tempdir
 from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     """The whole stack from nothing: a new state folder (embedded PostgreSQL initialized there), or a
     new database on DATABASE_URL's server when that is set."""
     database_url = None
     if os.environ.get("DATABASE_URL"):
         database_url = new_database(os.environ["DATABASE_URL"])
-    running = Stack(tmp_path_factory.mktemp("stack"), database_url)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.close()
-        if database_url:
-            drop_database(database_url)
+    with server_tempdir("stack") as folder:
+        running = Stack(folder, database_url)
+        try:
+            running.start()
+            yield running
+        finally:
+            running.close()
+            if database_url:
+                drop_database(database_url)
 
 
 @pytest.fixture

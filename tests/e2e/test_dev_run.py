@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.support.dirs import server_tempdir
 from tests.support.stack import patched_environ, stack_environment
 
 READY_WITHIN_SECONDS = 15
@@ -33,8 +34,12 @@ def _processes_of(state_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def test_dev_run_starts_from_nothing_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
+def test_dev_run_starts_from_nothing_and_ctrl_c_stops_everything() -> None:
+    with server_tempdir("devrun") as folder:
+        _run_and_interrupt(folder / "state")
+
+
+def _run_and_interrupt(state_dir: Path) -> None:
     env_overrides = stack_environment(state_dir, database_url=None)
     with patched_environ(env_overrides, remove=("DATABASE_URL",)):
         env = dict(os.environ)

@@ -20,6 +20,7 @@ from devstack.stack import Process, StackSettings, child_environment, processes,
 from services.kit.settings import SERVICE_NAMES
 from tests.support.cluster import INTERNAL_TOKEN
 from tests.support.ports import free_port
+from tests.support.tokens import AUTHORIZED_PARTY, DEFAULT_KEY, ISSUER
 
 
 @contextmanager
@@ -45,7 +46,10 @@ def stack_environment(state_dir: Path, database_url: str | None) -> dict[str, st
         "APP_ENV": "development",
         "LOG_FORMAT": "json",
         "SHUTDOWN_GRACE_SECONDS": "5",
-        "FRONTEND_URL": "http://localhost:5173",
+        "FRONTEND_URL": AUTHORIZED_PARTY,
+        "CLERK_ISSUER": ISSUER,
+        "CLERK_JWT_KEY": DEFAULT_KEY.public_pem,
+        "CLERK_AUTHORIZED_PARTIES": AUTHORIZED_PARTY,
     }
     for name in SERVICE_NAMES:
         env[f"{name.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"

@@ -1,0 +1,97 @@
+"""Service layer of the user service: profile creation and plan placement, across the user table and
+the billing/credit services. Each step is idempotent, so any retry (or a later /me) finishes what an
+earlier, interrupted call started."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from services.kit.auth import Identity
+from services.kit.clients import ServiceChannels, domain_error
+from services.kit.db import Database
+from services.kit.errors import NotFound
+from services.user import store
+from services.user.domain import SIGNUP_PLAN, Profile, clean_email, clean_name, signup_key
+from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
+from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+
+DOWNSTREAM_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Member:
+    profile: Profile
+    plan_name: str
+    created: bool
+
+
+class Onboarding:
+    def __init__(self, db: Database, channels: ServiceChannels) -> None:
+        self._db = db
+        self._credit = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
+        self._billing = billing_pb2_grpc.BillingInternalServiceStub(channels.channel("billing"))
+
+    async def initialize(self, identity: Identity, email: str, name: str | None) -> Member:
+        return await self._ensure(identity.user_id, clean_email(email), clean_name(name))
+
+    async def me(self, identity: Identity) -> Member:
+        async with self._db.autocommit() as conn:
+            profile = await store.get(conn, identity.user_id)
+        if profile is not None and profile.credits_ready:
+            return Member(profile, await self._plan_name(profile.id), created=False)
+        email = clean_email(identity.email) if identity.email else None
+        return await self._ensure(identity.user_id, email, clean_name(identity.name))
+
+    async def get(self, user_id: str) -> Member:
+        async with self._db.autocommit() as conn:
+            profile = await store.get(conn, user_id)
+        if profile is None:
+            raise NotFound("User not found")
+        return Member(profile, await self._plan_name(user_id), created=False)
+
+    async def _ensure(self, user_id: str, email: str | None, name: str | None) -> Member:
+        async with self._db.transaction() as conn:
+            profile, created = await store.create_or_get(conn, user_id, email, name)
+        if profile.credits_ready:
+            return Member(profile, await self._plan_name(user_id), created)
+        plan_name = await self._place_on_signup_plan(user_id)
+        async with self._db.transaction() as conn:
+            await store.mark_credits_ready(conn, user_id)
+        return Member(profile, plan_name, created)
+
+    async def _place_on_signup_plan(self, user_id: str) -> str:
+        try:
+            plan = (
+                await self._billing.GetPlan(
+                    billing_pb2.GetPlanRequest(plan_id=SIGNUP_PLAN),
+                    timeout=DOWNSTREAM_TIMEOUT_SECONDS,
+                )
+            ).plan
+            reply = await self._credit.SetPlan(
+                credit_pb2.SetPlanRequest(
+                    user_id=user_id,
+                    terms=credit_pb2.PlanTerms(
+                        plan_name=plan.id,
+                        monthly_allowance=plan.monthly_credits,
+                        is_unlimited=plan.is_unlimited,
+                        features=plan.features,
+                    ),
+                    idempotency_key=signup_key(user_id),
+                    start_new_period=True,
+                ),
+                timeout=DOWNSTREAM_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise domain_error(err) from err
+        return str(reply.credits.plan_name)
+
+    async def _plan_name(self, user_id: str) -> str:
+        try:
+            reply = await self._credit.GetAccount(
+                credit_pb2.GetAccountRequest(user_id=user_id), timeout=DOWNSTREAM_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as err:
+            raise domain_error(err) from err
+        return str(reply.credits.plan_name)

@@ -1,0 +1,98 @@
+"""ResetDue over 1,000,000 due accounts (run by `make bench`, not the default suite)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from services.credit.api import build_spec
+from services.kit.migrate import upgrade
+from services.kit.server import start_server
+from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+from tests.support.cluster import internal_metadata, make_settings
+from tests.support.database import drop_database, new_database
+
+ACCOUNTS = 1_000_000
+BATCH = 10_000
+
+
+def _seed(url: str) -> None:
+    """Due accounts generated set-based, each with the grant entry that explains its balance (so
+    the ledger verifies before and after)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO credit.accounts (user_id, plan_name, monthly_allowance, is_unlimited,
+                features, allowance_balance, purchased_balance, reset_anchor, period_started_at,
+                credit_reset_at)
+            SELECT 'bench_' || g, 'free', 10, false, ARRAY['image_analysis','video_generation'],
+                   g %% 11, (g %% 3) * 5, now() - interval '40 days', now() - interval '40 days',
+                   now() - interval '10 days' + (g %% 1000) * interval '1 second'
+            FROM generate_series(1, %s) g
+            """,
+            (ACCOUNTS,),
+        )
+        conn.execute(
+            """
+            INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
+                purchased_delta, description, balance_after)
+            SELECT user_id, 'grant', 'seed', allowance_balance + purchased_balance,
+                   allowance_balance, purchased_balance, 'seed', allowance_balance + purchased_balance
+            FROM credit.accounts
+            """
+        )
+        conn.execute("VACUUM ANALYZE credit.accounts")
+        conn.execute("VACUUM ANALYZE credit.entries")
+
+
+@pytest.mark.bench
+async def test_reset_due_one_million_accounts(pg_server: str) -> None:
+    url = new_database(pg_server, "studiox_bench")
+    settings = make_settings(url)
+    try:
+        upgrade("credit", settings)
+        seeded = time.perf_counter()
+        _seed(url)
+        seed_seconds = time.perf_counter() - seeded
+        server = await start_server(build_spec(settings), settings, "127.0.0.1:0")
+        try:
+            import grpc
+
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                stub = credit_pb2_grpc.CreditInternalServiceStub(channel)
+                as_of = datetime.now(UTC)
+                started = time.perf_counter()
+                total, batches = 0, 0
+                while True:
+                    request = credit_pb2.ResetDueRequest(batch_size=BATCH)
+                    request.as_of.FromDatetime(as_of)
+                    reply = await stub.ResetDue(request, metadata=internal_metadata(), timeout=600)
+                    total += reply.accounts_reset
+                    batches += 1
+                    if not reply.more:
+                        break
+                reset_seconds = time.perf_counter() - started
+                verified = time.perf_counter()
+                report = await stub.VerifyLedger(
+                    credit_pb2.VerifyLedgerRequest(), metadata=internal_metadata(), timeout=600
+                )
+                verify_seconds = time.perf_counter() - verified
+        finally:
+            await server.stop(1)
+        print(
+            f"\nResetDue: {total} accounts in {batches} batches of {BATCH}: {reset_seconds:.1f}s "
+            f"({total / reset_seconds:,.0f} accounts/s); seeding {seed_seconds:.1f}s; "
+            f"VerifyLedger over {report.accounts_checked} accounts: {verify_seconds:.1f}s"
+        )
+        assert total == ACCOUNTS
+        assert list(report.differences) == []
+        with psycopg.connect(url) as conn:
+            due = conn.execute(
+                "SELECT count(*) FROM credit.accounts WHERE credit_reset_at <= %s", (as_of,)
+            ).fetchone()
+        assert due == (0,)
+    finally:
+        drop_database(url)

@@ -30,7 +30,9 @@ class _InternalCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: i
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         metadata.add(INTERNAL_TOKEN_HEADER, self._token)
         metadata.add("x-request-id", current_request_id())
-        return await continuation(details._replace(metadata=metadata), request)
+        # Ride out a peer's restart within the call's deadline instead of failing at once while
+        # the channel reconnects.
+        return await continuation(details._replace(metadata=metadata, wait_for_ready=True), request)
 
 
 class ServiceChannels:
@@ -53,6 +55,9 @@ class ServiceChannels:
                 options=[
                     ("grpc.keepalive_time_ms", 30_000),
                     ("grpc.keepalive_permit_without_calls", 0),
+                    ("grpc.initial_reconnect_backoff_ms", 100),
+                    ("grpc.min_reconnect_backoff_ms", 100),
+                    ("grpc.max_reconnect_backoff_ms", 1_000),
                 ],
             )
             self._channels[service] = channel

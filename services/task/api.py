@@ -2,38 +2,199 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from services.kit.access import Access
+from services.kit.auth import current_identity
+from services.kit.clients import ServiceChannels
 from services.kit.db import Database
+from services.kit.pagination import decode_cursor, encode_cursor, page_limit
+from services.kit.proto_time import to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
-from services.kit.spec import database_service
+from services.kit.spec import Registration, database_service
+from services.kit.transport import set_http_status
+from services.task import store
+from services.task.domain import Status, Task, parse_status
+from services.task.lifecycle import TaskLifecycle
 from studiox.task.v1 import task_pb2, task_pb2_grpc
+
+ACCESS = {
+    # Workers report progress through the gateway with the internal credential; users get 403.
+    "TaskService/UpdateStatus": Access.INTERNAL,
+}
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def _struct(data: dict[str, Any] | None) -> struct_pb2.Struct | None:
+    if data is None:
+        return None
+    message = struct_pb2.Struct()
+    message.update(data)
+    return message
+
+
+def task_to_proto(task: Task) -> task_pb2.Task:
+    message = task_pb2.Task(
+        id=str(task.id),
+        user_id=task.user_id,
+        type=task.type,
+        status=task.status.value,
+        input_data=_struct(task.input_data),
+        output_data=_struct(task.output_data),
+        error=task.error or "",
+        credits_cost=task.credits_cost,
+        created_at=to_timestamp(task.created_at),
+        updated_at=to_timestamp(task.updated_at),
+    )
+    if task.completed_at is not None:
+        message.completed_at.CopyFrom(to_timestamp(task.completed_at))
+    return message
+
+
+def _dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(message)
 
 
 class TaskApi(task_pb2_grpc.TaskServiceServicer):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lifecycle: TaskLifecycle) -> None:
         self._db = db
+        self._tasks = lifecycle
+
+    async def CreateTask(
+        self, request: task_pb2.CreateTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.CreateTaskResponse:
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        created = await self._tasks.create(
+            current_identity(),
+            request.type,
+            _dict(request.input_data),
+            metadata.get(IDEMPOTENCY_HEADER),
+        )
+        await set_http_status(context, 201)
+        return task_pb2.CreateTaskResponse(
+            success=True,
+            message="Task created successfully",
+            task=task_to_proto(created.task),
+            credit_deducted=created.credit_deducted,
+            remaining_credits=created.remaining_credits,
+        )
+
+    async def ListTasks(
+        self, request: task_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.ListTasksResponse:
+        status = parse_status(request.status) if request.status else None
+        limit = page_limit(request.limit)
+        before = decode_cursor(request.cursor)
+        async with self._db.autocommit() as conn:
+            tasks = await store.list_for_user(
+                conn, current_identity().user_id, status=status, limit=limit + 1, before_seq=before
+            )
+        page = tasks[:limit]
+        return task_pb2.ListTasksResponse(
+            success=True,
+            count=len(page),
+            tasks=[task_to_proto(t) for t in page],
+            next_cursor=encode_cursor(page[-1].seq) if len(tasks) > limit else "",
+        )
+
+    async def GetTaskStats(
+        self, request: task_pb2.GetTaskStatsRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.GetTaskStatsResponse:
+        async with self._db.autocommit() as conn:
+            rows = await store.stats_for_user(conn, current_identity().user_id)
+        by_status = {s: 0 for s in Status}
+        by_type: dict[str, int] = {}
+        for status, task_type, count in rows:
+            by_status[Status(status)] += count
+            by_type[task_type] = by_type.get(task_type, 0) + count
+        return task_pb2.GetTaskStatsResponse(
+            success=True,
+            stats=task_pb2.TaskStats(
+                total=sum(by_status.values()),
+                pending=by_status[Status.PENDING],
+                processing=by_status[Status.PROCESSING],
+                done=by_status[Status.DONE],
+                failed=by_status[Status.FAILED],
+                cancelled=by_status[Status.CANCELLED],
+                by_type=by_type,
+            ),
+        )
+
+    async def GetTask(
+        self, request: task_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.GetTaskResponse:
+        task = await self._tasks.get(current_identity(), request.id)
+        return task_pb2.GetTaskResponse(success=True, task=task_to_proto(task))
+
+    async def CancelTask(
+        self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.CancelTaskResponse:
+        task, refunded = await self._tasks.cancel(current_identity(), request.id)
+        return task_pb2.CancelTaskResponse(
+            success=True,
+            message="Task cancelled" + (" and credits refunded" if refunded else ""),
+            task=task_to_proto(task),
+            refund_applied=refunded,
+        )
+
+    async def UpdateStatus(
+        self, request: task_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.UpdateStatusResponse:
+        output = _dict(request.output_data) if request.HasField("output_data") else None
+        task = await self._tasks.update_status(request.id, request.status, output, request.error)
+        return task_pb2.UpdateStatusResponse(success=True, task=task_to_proto(task))
 
 
 class TaskInternalApi(task_pb2_grpc.TaskInternalServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, lifecycle: TaskLifecycle) -> None:
+        self._tasks = lifecycle
+
+    async def ClaimPending(
+        self, request: task_pb2.ClaimPendingRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.ClaimPendingResponse:
+        tasks, requeued, failed = await self._tasks.claim(
+            request.limit or 10, request.lease_seconds, request.worker_id
+        )
+        return task_pb2.ClaimPendingResponse(
+            tasks=[task_to_proto(t) for t in tasks], requeued=requeued, failed=failed
+        )
+
+    async def Heartbeat(
+        self, request: task_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.HeartbeatResponse:
+        expires = await self._tasks.heartbeat(request.id, request.worker_id, request.lease_seconds)
+        return task_pb2.HeartbeatResponse(lease_expires_at=to_timestamp(expires))
+
+    async def RepairOrphans(
+        self, request: task_pb2.RepairOrphansRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.RepairOrphansResponse:
+        min_age = request.min_age_seconds if request.HasField("min_age_seconds") else None
+        repaired = await self._tasks.repair(min_age)
+        return task_pb2.RepairOrphansResponse(
+            charged=0, rejected=repaired.rejected, refunded=repaired.refunded
+        )
+
+
+def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
+    lifecycle = TaskLifecycle(db, channels)
+    services = task_pb2.DESCRIPTOR.services_by_name
+    return [
+        (
+            task_pb2_grpc.add_TaskServiceServicer_to_server,
+            TaskApi(db, lifecycle),
+            services["TaskService"].full_name,
+        ),
+        (
+            task_pb2_grpc.add_TaskInternalServiceServicer_to_server,
+            TaskInternalApi(lifecycle),
+            services["TaskInternalService"].full_name,
+        ),
+    ]
 
 
 def build_spec(settings: Settings) -> ServiceSpec:
-    services = task_pb2.DESCRIPTOR.services_by_name
-    return database_service(
-        "task",
-        settings,
-        lambda db, channels: [
-            (
-                task_pb2_grpc.add_TaskServiceServicer_to_server,
-                TaskApi(db),
-                services["TaskService"].full_name,
-            ),
-            (
-                task_pb2_grpc.add_TaskInternalServiceServicer_to_server,
-                TaskInternalApi(db),
-                services["TaskInternalService"].full_name,
-            ),
-        ],
-    )
+    return database_service("task", settings, _servicers, access=ACCESS)

@@ -1,0 +1,139 @@
+"""Task rules, free of gRPC and SQL: types and costs, input limits, the state machine, and how a
+task settles with the credit ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from services.kit.errors import InvalidInput, InvalidState, NotFound, PayloadTooLarge
+
+# Credits each task type costs; the type is also the plan feature it needs.
+TASK_COSTS: dict[str, int] = {
+    "image_analysis": 1,
+    "video_generation": 5,
+    "advanced_editing": 3,
+}
+MAX_INPUT_BYTES = 64 * 1024
+MAX_ERROR_LENGTH = 2000
+MAX_CLIENT_KEY_LENGTH = 200
+
+
+class Status(Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ChargeState(Enum):
+    RESERVED = "reserved"
+    CHARGED = "charged"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+    RELEASED = "released"
+
+
+ACTIVE = frozenset({Status.PENDING, Status.PROCESSING})
+FINISHED = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+# Who may move a task where. Workers drive processing; users may only cancel.
+WORKER_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.PROCESSING, Status.CANCELLED}),
+    Status.PROCESSING: frozenset({Status.DONE, Status.FAILED, Status.CANCELLED}),
+}
+# A task that ends like this owes its charge back.
+REFUNDED_ENDINGS = frozenset({Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Task:
+    id: uuid.UUID
+    seq: int
+    user_id: str
+    type: str
+    status: Status
+    input_data: dict[str, Any]
+    output_data: dict[str, Any] | None
+    error: str | None
+    credits_cost: int
+    charge_state: ChargeState
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+def charge_key(task_id: uuid.UUID) -> str:
+    """The ledger idempotency key tying a task to its one charge."""
+    return f"task:{task_id}"
+
+
+def refund_key(task_id: uuid.UUID) -> str:
+    return f"refund:task:{task_id}"
+
+
+def cost_of(task_type: str) -> int:
+    if task_type not in TASK_COSTS:
+        raise InvalidInput(
+            f"Invalid task type: {task_type or '(none)'}. Valid types: {', '.join(TASK_COSTS)}",
+            valid_types=",".join(TASK_COSTS),
+        )
+    return TASK_COSTS[task_type]
+
+
+def check_input(input_data: dict[str, Any]) -> str:
+    """The input as canonical JSON, refused when it is too large."""
+    encoded = json.dumps(input_data, separators=(",", ":"), sort_keys=True)
+    if len(encoded.encode()) > MAX_INPUT_BYTES:
+        raise PayloadTooLarge(f"inputData must be at most {MAX_INPUT_BYTES} bytes")
+    return encoded
+
+
+def request_hash(task_type: str, canonical_input: str) -> str:
+    """Fingerprint of a create request, to refuse an Idempotency-Key reused for another request."""
+    return hashlib.sha256(f"{task_type}\n{canonical_input}".encode()).hexdigest()
+
+
+def check_client_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_CLIENT_KEY_LENGTH:
+        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_CLIENT_KEY_LENGTH} characters")
+    return key
+
+
+def parse_task_id(raw: str) -> uuid.UUID:
+    """A task id; anything else is 'not found' (never 'invalid'), so ids cannot be probed."""
+    try:
+        return uuid.UUID(raw)
+    except (ValueError, TypeError):
+        raise NotFound("Task not found") from None
+
+
+def parse_status(raw: str) -> Status:
+    try:
+        return Status(raw)
+    except ValueError:
+        valid = ", ".join(s.value for s in Status)
+        raise InvalidInput(f"Invalid status: {raw}. Valid statuses: {valid}") from None
+
+
+def check_worker_transition(current: Status, target: Status) -> None:
+    if target not in WORKER_TRANSITIONS.get(current, frozenset()):
+        raise InvalidState(f"Cannot change a {current.value} task to {target.value}")
+
+
+def check_cancellable(current: Status) -> None:
+    if current in (Status.DONE, Status.FAILED):
+        raise InvalidState(f"Cannot cancel a {current.value} task")
+
+
+def clean_error(error: str) -> str:
+    return error.strip()[:MAX_ERROR_LENGTH]

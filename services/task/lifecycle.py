@@ -1,0 +1,327 @@
+"""Service layer of the task service: a task's life across the task table and the credit ledger.
+
+Exactly-once charging rests on the order of writes: the task row is committed first (charge state
+`reserved`), then the ledger is charged with the task id as idempotency key, then the task is marked
+`charged`. A crash between any two steps leaves a reservation that the repair job settles by
+giving the task up and refunding whatever the ledger holds under that key. Refunds go the same
+way: the task records that a refund is owed (`refunding`) before the ledger is asked, so a crash
+leaves an owed refund that repair pays. Both ledger calls are idempotent by key, so retries and
+repair can never double anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from services.kit.auth import Identity
+from services.kit.clients import ServiceChannels, domain_error
+from services.kit.db import Database
+from services.kit.errors import (
+    ErrorKind,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    Unavailable,
+)
+from services.task import store
+from services.task.domain import (
+    REFUNDED_ENDINGS,
+    ChargeState,
+    Status,
+    Task,
+    charge_key,
+    check_cancellable,
+    check_client_key,
+    check_input,
+    check_worker_transition,
+    clean_error,
+    cost_of,
+    parse_status,
+    parse_task_id,
+    refund_key,
+    request_hash,
+)
+from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+
+log = logging.getLogger("studiox.task")
+
+# Deadline of each ledger call (a restarting credit service is waited for this long).
+LEDGER_TIMEOUT_SECONDS = 5.0
+MAX_ATTEMPTS = 3
+DEFAULT_LEASE_SECONDS = 300
+MAX_LEASE_SECONDS = 3600
+MAX_CLAIM = 100
+# A reservation younger than this may still be finishing (the create's ledger call has a 5 s
+# deadline); older ones are given up.
+DEFAULT_REPAIR_MIN_AGE_SECONDS = 60
+# After giving a task up with nothing charged, keep checking this long for a late charge.
+RELEASE_RECHECK_SECONDS = 3600
+REPAIR_BATCH = 500
+# Refusals that mean "this task must not exist"; anything else leaves the reservation to repair.
+_REFUSALS = {
+    ErrorKind.INSUFFICIENT_CREDITS,
+    ErrorKind.FEATURE_NOT_IN_PLAN,
+    ErrorKind.NOT_FOUND,
+    ErrorKind.INVALID_INPUT,
+}
+
+
+@dataclass(frozen=True)
+class Created:
+    task: Task
+    credit_deducted: int
+    remaining_credits: int
+
+
+@dataclass(frozen=True)
+class Repaired:
+    rejected: int = 0
+    refunded: int = 0
+
+
+class TaskLifecycle:
+    def __init__(self, db: Database, channels: ServiceChannels) -> None:
+        self._db = db
+        self._credit = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
+
+    # --- creation -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        identity: Identity,
+        task_type: str,
+        input_data: dict[str, Any],
+        client_key: str | None,
+    ) -> Created:
+        cost = cost_of(task_type)
+        canonical = check_input(input_data)
+        key = check_client_key(client_key)
+        fingerprint = request_hash(task_type, canonical)
+        async with self._db.transaction() as conn:
+            task = await store.insert_reserved(
+                conn,
+                task_id=uuid.uuid4(),
+                user_id=identity.user_id,
+                task_type=task_type,
+                canonical_input=canonical,
+                cost=cost,
+                client_key=key,
+                request_hash=fingerprint,
+            )
+            if task is None:
+                assert key is not None
+                found = await store.by_client_key(conn, identity.user_id, key)
+                if found is None:  # the reservation it collided with was refused meanwhile
+                    raise Unavailable("Please retry the request")
+                task, earlier_fingerprint = found
+                if earlier_fingerprint != fingerprint:
+                    raise InvalidInput("Idempotency-Key was already used for a different task")
+        if task.charge_state is not ChargeState.RESERVED:
+            return Created(task, cost, await self._balance(identity.user_id))
+        return await self._charge_reserved(task)
+
+    async def _charge_reserved(self, task: Task) -> Created:
+        try:
+            reply = await self._credit.Charge(
+                credit_pb2.ChargeRequest(
+                    user_id=task.user_id,
+                    amount=task.credits_cost,
+                    idempotency_key=charge_key(task.id),
+                    reference=str(task.id),
+                    description=f"{task.type} task",
+                    feature=task.type,
+                ),
+                timeout=LEDGER_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            error = domain_error(err)
+            if error.kind in _REFUSALS:
+                async with self._db.transaction() as conn:
+                    await store.delete_reserved(conn, task.id)
+                raise error from err
+            log.warning("charge of task %s unconfirmed: %s", task.id, err.code().name)
+            raise Unavailable("Credits are temporarily unavailable; please retry") from err
+        async with self._db.transaction() as conn:
+            moved = await store.move_charge(
+                conn, task.id, from_states=[ChargeState.RESERVED], to_state=ChargeState.CHARGED
+            )
+            current = await store.get(conn, task.id)
+        assert current is not None
+        if not moved and current.charge_state is not ChargeState.CHARGED:
+            # Repair gave this reservation up while we were charging: pay the charge back.
+            await self._settle_refund(current)
+            raise Unavailable("Task creation was interrupted; no credits were kept")
+        return Created(current, task.credits_cost, int(reply.remaining_credits))
+
+    async def _balance(self, user_id: str) -> int:
+        try:
+            reply = await self._credit.GetAccount(
+                credit_pb2.GetAccountRequest(user_id=user_id), timeout=LEDGER_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as err:
+            raise domain_error(err) from err
+        return int(reply.credits.current_credits)
+
+    # --- refunds --------------------------------------------------------------------------
+
+    async def _settle_refund(self, task: Task) -> bool:
+        """Pay back what the ledger holds for this task; True when this call refunded it. Leaves
+        the task `refunding` (repair retries) when the ledger cannot be reached."""
+        try:
+            reply = await self._credit.Refund(
+                credit_pb2.RefundRequest(
+                    user_id=task.user_id,
+                    charge_idempotency_key=charge_key(task.id),
+                    idempotency_key=refund_key(task.id),
+                    description=f"Refund: {task.type} task {task.status.value}",
+                ),
+                timeout=LEDGER_TIMEOUT_SECONDS,
+            )
+            outcome, applied = ChargeState.REFUNDED, bool(reply.applied)
+        except grpc.aio.AioRpcError as err:
+            error = domain_error(err)
+            if error.kind is ErrorKind.NOT_FOUND:
+                outcome, applied = ChargeState.RELEASED, False  # nothing was charged (yet)
+            elif error.kind is ErrorKind.INVALID_STATE:
+                outcome, applied = ChargeState.REFUNDED, False  # already paid back
+            else:
+                log.warning("refund of task %s pending: %s", task.id, err.code().name)
+                return False
+        async with self._db.transaction() as conn:
+            await store.move_charge(
+                conn,
+                task.id,
+                from_states=[ChargeState.REFUNDING, ChargeState.RELEASED],
+                to_state=outcome,
+            )
+        return applied
+
+    # --- user and worker changes ----------------------------------------------------------
+
+    async def cancel(self, identity: Identity, raw_id: str) -> tuple[Task, bool]:
+        task_id = parse_task_id(raw_id)
+        async with self._db.transaction() as conn:
+            task = await store.get(conn, task_id, user_id=identity.user_id, for_update=True)
+            if task is None:
+                raise NotFound("Task not found")
+            if task.status is not Status.CANCELLED:
+                check_cancellable(task.status)
+                task = await store.set_status(
+                    conn, task_id, status=Status.CANCELLED, charge_state=_owed(task)
+                )
+        applied = False
+        if task.charge_state is ChargeState.REFUNDING:
+            applied = await self._settle_refund(task)
+            if not applied and await self._still_owed(task_id):
+                raise Unavailable("Cancelled; the refund is pending, please retry")
+        return await self._reload(task_id), applied
+
+    async def update_status(
+        self, raw_id: str, raw_status: str, output_data: dict[str, Any] | None, error: str
+    ) -> Task:
+        task_id = parse_task_id(raw_id)
+        target = parse_status(raw_status)
+        async with self._db.transaction() as conn:
+            task = await store.get(conn, task_id, for_update=True)
+            if task is None:
+                raise NotFound("Task not found")
+            check_worker_transition(task.status, target)
+            if target is Status.PROCESSING and task.charge_state is not ChargeState.CHARGED:
+                raise InvalidState("Task is not ready for processing")
+            charge = _owed(task) if target in REFUNDED_ENDINGS else task.charge_state
+            task = await store.set_status(
+                conn,
+                task_id,
+                status=target,
+                charge_state=charge,
+                output_data=output_data if target is Status.DONE else None,
+                error=clean_error(error) if target is Status.FAILED and error else None,
+            )
+        if task.charge_state is ChargeState.REFUNDING:
+            await self._settle_refund(task)
+        return await self._reload(task_id)
+
+    # --- processing -----------------------------------------------------------------------
+
+    async def claim(
+        self, limit: int, lease_seconds: int, worker_id: str
+    ) -> tuple[list[Task], int, int]:
+        if not 1 <= limit <= MAX_CLAIM:
+            raise InvalidInput(f"limit must be between 1 and {MAX_CLAIM}")
+        lease = lease_seconds or DEFAULT_LEASE_SECONDS
+        if not 1 <= lease <= MAX_LEASE_SECONDS:
+            raise InvalidInput(f"leaseSeconds must be between 1 and {MAX_LEASE_SECONDS}")
+        async with self._db.transaction() as conn:
+            requeued = await store.requeue_expired(conn, MAX_ATTEMPTS)
+            exhausted = await store.fail_exhausted(conn, MAX_ATTEMPTS)
+        async with self._db.transaction() as conn:
+            claimed = await store.claim(
+                conn, limit=limit, lease_seconds=lease, worker_id=worker_id or "scheduler"
+            )
+        for task in exhausted:
+            await self._settle_refund(task)
+        return claimed, requeued, len(exhausted)
+
+    async def heartbeat(self, raw_id: str, worker_id: str, lease_seconds: int) -> Any:
+        task_id = parse_task_id(raw_id)
+        lease = lease_seconds or DEFAULT_LEASE_SECONDS
+        if not 1 <= lease <= MAX_LEASE_SECONDS:
+            raise InvalidInput(f"leaseSeconds must be between 1 and {MAX_LEASE_SECONDS}")
+        async with self._db.transaction() as conn:
+            expires = await store.heartbeat(conn, task_id, worker_id=worker_id, lease_seconds=lease)
+        if expires is None:
+            raise InvalidState("Task is not being processed by this worker")
+        return expires
+
+    async def repair(self, min_age_seconds: int | None) -> Repaired:
+        min_age = DEFAULT_REPAIR_MIN_AGE_SECONDS if min_age_seconds is None else min_age_seconds
+        if min_age < 0:
+            raise InvalidInput("minAgeSeconds must not be negative")
+        async with self._db.transaction() as conn:
+            tasks = await store.unsettled(
+                conn,
+                min_age_seconds=min_age,
+                recheck_seconds=RELEASE_RECHECK_SECONDS,
+                limit=REPAIR_BATCH,
+            )
+        rejected = refunded = 0
+        for task in tasks:
+            if task.charge_state is ChargeState.RESERVED:
+                async with self._db.transaction() as conn:
+                    if not await store.give_up_reservation(conn, task.id):
+                        continue  # finished by its create call meanwhile
+                rejected += 1
+            if await self._settle_refund(task):
+                refunded += 1
+        return Repaired(rejected=rejected, refunded=refunded)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, identity: Identity, raw_id: str) -> Task:
+        task_id = parse_task_id(raw_id)
+        async with self._db.autocommit() as conn:
+            task = await store.get(conn, task_id, user_id=identity.user_id)
+        if task is None:
+            raise NotFound("Task not found")
+        return task
+
+    async def _reload(self, task_id: uuid.UUID) -> Task:
+        async with self._db.autocommit() as conn:
+            task = await store.get(conn, task_id)
+        assert task is not None
+        return task
+
+    async def _still_owed(self, task_id: uuid.UUID) -> bool:
+        return (await self._reload(task_id)).charge_state is ChargeState.REFUNDING
+
+
+def _owed(task: Task) -> ChargeState:
+    """Charge state of a task that is ending without its work being kept."""
+    if task.charge_state in (ChargeState.CHARGED, ChargeState.RESERVED):
+        return ChargeState.REFUNDING
+    return task.charge_state

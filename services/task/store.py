@@ -1,0 +1,333 @@
+"""Task tables and queries (schema `tasks`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.task.domain import ChargeState, Status, Task
+
+COLUMNS = (
+    "id, seq, user_id, type, status, input_data, output_data, error, credits_cost, charge_state, "
+    "created_at, updated_at, completed_at"
+)
+
+
+def _task(row: Row[Any]) -> Task:
+    m = row._mapping
+    return Task(
+        id=m["id"],
+        seq=m["seq"],
+        user_id=m["user_id"],
+        type=m["type"],
+        status=Status(m["status"]),
+        input_data=m["input_data"],
+        output_data=m["output_data"],
+        error=m["error"],
+        credits_cost=m["credits_cost"],
+        charge_state=ChargeState(m["charge_state"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+    )
+
+
+async def insert_reserved(
+    conn: AsyncConnection,
+    *,
+    task_id: uuid.UUID,
+    user_id: str,
+    task_type: str,
+    canonical_input: str,
+    cost: int,
+    client_key: str | None,
+    request_hash: str,
+) -> Task | None:
+    """A new pending task whose charge is not confirmed yet; None when the client key was used."""
+    row = (
+        await conn.execute(
+            text(
+                f"""
+                INSERT INTO tasks.tasks (id, user_id, type, status, input_data, credits_cost,
+                                         charge_state, idempotency_key, request_hash)
+                VALUES (:id, :uid, :type, 'pending', CAST(:input AS jsonb), :cost, 'reserved',
+                        :key, :hash)
+                ON CONFLICT (user_id, idempotency_key) DO NOTHING
+                RETURNING {COLUMNS}
+                """
+            ),
+            {
+                "id": task_id,
+                "uid": user_id,
+                "type": task_type,
+                "input": canonical_input,
+                "cost": cost,
+                "key": client_key,
+                "hash": request_hash,
+            },
+        )
+    ).first()
+    return _task(row) if row else None
+
+
+async def by_client_key(conn: AsyncConnection, user_id: str, key: str) -> tuple[Task, str] | None:
+    row = (
+        await conn.execute(
+            text(
+                f"SELECT {COLUMNS}, request_hash FROM tasks.tasks "
+                "WHERE user_id = :uid AND idempotency_key = :key"
+            ),
+            {"uid": user_id, "key": key},
+        )
+    ).first()
+    return (_task(row), row._mapping["request_hash"]) if row else None
+
+
+async def get(
+    conn: AsyncConnection,
+    task_id: uuid.UUID,
+    *,
+    user_id: str | None = None,
+    for_update: bool = False,
+) -> Task | None:
+    owner = " AND user_id = :uid" if user_id is not None else ""
+    lock = " FOR UPDATE" if for_update else ""
+    row = (
+        await conn.execute(
+            text(f"SELECT {COLUMNS} FROM tasks.tasks WHERE id = :id{owner}{lock}"),
+            {"id": task_id, "uid": user_id},
+        )
+    ).first()
+    return _task(row) if row else None
+
+
+async def move_charge(
+    conn: AsyncConnection,
+    task_id: uuid.UUID,
+    *,
+    from_states: Sequence[ChargeState],
+    to_state: ChargeState,
+) -> bool:
+    result = await conn.execute(
+        text(
+            """
+            UPDATE tasks.tasks
+            SET charge_state = :to, updated_at = now(),
+                settled_at = CASE WHEN :to IN ('refunded', 'released') THEN now() END
+            WHERE id = :id AND charge_state = ANY(:from)
+            """
+        ),
+        {"id": task_id, "to": to_state.value, "from": [s.value for s in from_states]},
+    )
+    return bool(result.rowcount)
+
+
+async def delete_reserved(conn: AsyncConnection, task_id: uuid.UUID) -> None:
+    await conn.execute(
+        text("DELETE FROM tasks.tasks WHERE id = :id AND charge_state = 'reserved'"),
+        {"id": task_id},
+    )
+
+
+async def set_status(
+    conn: AsyncConnection,
+    task_id: uuid.UUID,
+    *,
+    status: Status,
+    charge_state: ChargeState,
+    output_data: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Task:
+    finished = status in (Status.DONE, Status.FAILED, Status.CANCELLED)
+    row = (
+        await conn.execute(
+            text(
+                f"""
+                UPDATE tasks.tasks
+                SET status = :status, charge_state = :charge,
+                    output_data = COALESCE(CAST(:output AS jsonb), output_data),
+                    error = COALESCE(:error, error),
+                    completed_at = CASE WHEN :finished THEN now() ELSE completed_at END,
+                    lease_owner = CASE WHEN :finished THEN NULL ELSE lease_owner END,
+                    lease_expires_at = CASE WHEN :finished THEN NULL ELSE lease_expires_at END,
+                    updated_at = now()
+                WHERE id = :id
+                RETURNING {COLUMNS}
+                """
+            ),
+            {
+                "id": task_id,
+                "status": status.value,
+                "charge": charge_state.value,
+                "output": json.dumps(output_data) if output_data is not None else None,
+                "error": error,
+                "finished": finished,
+            },
+        )
+    ).one()
+    return _task(row)
+
+
+async def list_for_user(
+    conn: AsyncConnection,
+    user_id: str,
+    *,
+    status: Status | None,
+    limit: int,
+    before_seq: int | None,
+) -> list[Task]:
+    rows = await conn.execute(
+        text(
+            f"""
+            SELECT {COLUMNS} FROM tasks.tasks
+            WHERE user_id = :uid
+              AND (CAST(:status AS text) IS NULL OR status = :status)
+              AND (CAST(:before AS bigint) IS NULL OR seq < :before)
+            ORDER BY seq DESC
+            LIMIT :limit
+            """
+        ),
+        {
+            "uid": user_id,
+            "status": status.value if status else None,
+            "before": before_seq,
+            "limit": limit,
+        },
+    )
+    return [_task(r) for r in rows]
+
+
+async def stats_for_user(conn: AsyncConnection, user_id: str) -> list[tuple[str, str, int]]:
+    """(status, type, count) for every combination the user has."""
+    rows = await conn.execute(
+        text(
+            "SELECT status, type, count(*) FROM tasks.tasks WHERE user_id = :uid "
+            "GROUP BY status, type"
+        ),
+        {"uid": user_id},
+    )
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+async def requeue_expired(conn: AsyncConnection, max_attempts: int) -> int:
+    result = await conn.execute(
+        text(
+            """
+            UPDATE tasks.tasks
+            SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+            WHERE status = 'processing' AND lease_expires_at < now() AND attempts < :max
+            """
+        ),
+        {"max": max_attempts},
+    )
+    return int(result.rowcount)
+
+
+async def fail_exhausted(conn: AsyncConnection, max_attempts: int) -> list[Task]:
+    rows = await conn.execute(
+        text(
+            f"""
+            UPDATE tasks.tasks
+            SET status = 'failed', charge_state = 'refunding',
+                error = 'Processing did not finish after ' || attempts || ' attempts',
+                lease_owner = NULL, lease_expires_at = NULL, completed_at = now(),
+                updated_at = now()
+            WHERE status = 'processing' AND lease_expires_at < now() AND attempts >= :max
+            RETURNING {COLUMNS}
+            """
+        ),
+        {"max": max_attempts},
+    )
+    return [_task(r) for r in rows]
+
+
+async def claim(
+    conn: AsyncConnection, *, limit: int, lease_seconds: int, worker_id: str
+) -> list[Task]:
+    rows = await conn.execute(
+        text(
+            f"""
+            WITH picked AS (
+                SELECT id FROM tasks.tasks
+                WHERE status = 'pending' AND charge_state = 'charged'
+                ORDER BY seq
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE tasks.tasks t
+            SET status = 'processing', attempts = t.attempts + 1, lease_owner = :worker,
+                lease_expires_at = now() + make_interval(secs => :lease), updated_at = now()
+            FROM picked
+            WHERE t.id = picked.id
+            RETURNING {", ".join("t." + c.strip() for c in COLUMNS.split(","))}
+            """
+        ),
+        {"limit": limit, "lease": lease_seconds, "worker": worker_id},
+    )
+    return sorted((_task(r) for r in rows), key=lambda t: t.seq)
+
+
+async def heartbeat(
+    conn: AsyncConnection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
+) -> datetime | None:
+    row = (
+        await conn.execute(
+            text(
+                """
+                UPDATE tasks.tasks
+                SET lease_expires_at = now() + make_interval(secs => :lease), updated_at = now()
+                WHERE id = :id AND status = 'processing' AND lease_owner = :worker
+                RETURNING lease_expires_at
+                """
+            ),
+            {"id": task_id, "lease": lease_seconds, "worker": worker_id},
+        )
+    ).first()
+    return row[0] if row else None
+
+
+async def unsettled(
+    conn: AsyncConnection, *, min_age_seconds: int, recheck_seconds: int, limit: int
+) -> list[Task]:
+    """Tasks whose settlement with the ledger is not final: reservations older than min_age,
+    owed refunds, and recently released tasks (a charge may still surface for those)."""
+    rows = await conn.execute(
+        text(
+            f"""
+            SELECT {COLUMNS} FROM tasks.tasks
+            WHERE (charge_state = 'reserved'
+                   AND updated_at < now() - make_interval(secs => :min_age))
+               OR charge_state = 'refunding'
+               OR (charge_state = 'released'
+                   AND settled_at > now() - make_interval(secs => :recheck))
+            ORDER BY updated_at
+            LIMIT :limit
+            """
+        ),
+        {"min_age": min_age_seconds, "recheck": recheck_seconds, "limit": limit},
+    )
+    return [_task(r) for r in rows]
+
+
+async def give_up_reservation(conn: AsyncConnection, task_id: uuid.UUID) -> bool:
+    """A reservation nobody finished: the task fails and whatever was charged is owed back."""
+    result = await conn.execute(
+        text(
+            """
+            UPDATE tasks.tasks
+            SET status = CASE WHEN status IN ('pending', 'processing') THEN 'failed' ELSE status END,
+                error = COALESCE(error, 'Task creation was interrupted; no credits were kept'),
+                completed_at = COALESCE(completed_at, now()),
+                charge_state = 'refunding', updated_at = now()
+            WHERE id = :id AND charge_state = 'reserved'
+            """
+        ),
+        {"id": task_id},
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,258 @@
+"""Task creation, the state machine and reads, through the real task and credit services."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import psycopg
+import pytest
+
+from studiox.credit.v1 import credit_pb2
+from studiox.task.v1 import task_pb2
+from tests.support.cluster import Cluster, internal_metadata
+from tests.support.credit import FREE, PRO, CreditClient
+from tests.support.tasks import TaskClient, struct
+
+
+def reason(err: grpc.aio.AioRpcError) -> str | None:
+    return dict(err.trailing_metadata() or ()).get("x-error-reason")
+
+
+def rows(cluster: Cluster, sql: str, *params: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(cluster.settings.database_url) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+async def user_with(
+    credit: CreditClient, cluster: Cluster, credits: int, plan: credit_pb2.PlanTerms = FREE
+) -> TaskClient:
+    """A user holding exactly `credits` (allowance first, the rest purchased)."""
+    user = await credit.open_account(plan, purchased=max(0, credits - plan.monthly_allowance))
+    if credits < plan.monthly_allowance:
+        await credit.charge(user, plan.monthly_allowance - credits, key="setup")
+    return TaskClient(cluster.channel("task"), user)
+
+
+async def test_100_concurrent_video_creates_on_37_credits(
+    cluster: Cluster, credit: CreditClient
+) -> None:
+    tasks = await user_with(credit, cluster, 37)
+
+    async def one() -> str | None:
+        try:
+            await tasks.create("video_generation", prompt="a cat")
+        except grpc.aio.AioRpcError as err:
+            return reason(err)
+        return None
+
+    results = await asyncio.gather(*(one() for _ in range(100)))
+    assert results.count(None) == 7
+    assert results.count("INSUFFICIENT_CREDITS") == 93
+    assert (await credit.account(tasks.user)).current_credits == 2
+    assert rows(cluster, "SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [
+        (7,)
+    ]
+    assert list((await credit.verify()).differences) == []
+
+
+async def test_create_answers_201_with_the_charge(cluster: Cluster, credit: CreditClient) -> None:
+    tasks = await user_with(credit, cluster, 10)
+    call = tasks.stub.CreateTask(
+        task_pb2.CreateTaskRequest(
+            type="video_generation", input_data=struct({"prompt": "x", "n": 2})
+        ),
+        metadata=tasks.md,
+    )
+    reply = await call
+    assert ("x-http-status", "201") in tuple(await call.initial_metadata())
+    assert (reply.success, reply.credit_deducted, reply.remaining_credits) == (True, 5, 5)
+    assert reply.task.status == "pending"
+    assert reply.task.credits_cost == 5
+    assert dict(reply.task.input_data) == {"prompt": "x", "n": 2}
+
+
+@pytest.mark.parametrize(
+    ("task_type", "input_data", "code", "why"),
+    [
+        ("image_upscaling", {}, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_INPUT"),
+        ("", {}, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_INPUT"),
+        ("advanced_editing", {}, grpc.StatusCode.PERMISSION_DENIED, "FEATURE_NOT_IN_PLAN"),
+        (
+            "image_analysis",
+            {"blob": "x" * 70_000},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ],
+)
+async def test_refused_creates_change_nothing(
+    cluster: Cluster,
+    credit: CreditClient,
+    task_type: str,
+    input_data: dict[str, object],
+    code: grpc.StatusCode,
+    why: str,
+) -> None:
+    tasks = await user_with(credit, cluster, 10)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tasks.create(task_type, **input_data)
+    assert err.value.code() == code
+    assert reason(err.value) == why
+    if task_type == "image_upscaling":
+        assert (
+            "Valid types: image_analysis, video_generation, advanced_editing" in err.value.details()
+        )
+    assert rows(cluster, "SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [
+        (0,)
+    ]
+    assert (await credit.account(tasks.user)).current_credits == 10
+
+
+async def test_insufficient_credits_leave_no_task(cluster: Cluster, credit: CreditClient) -> None:
+    tasks = await user_with(credit, cluster, 4)
+    await tasks.create("image_analysis")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tasks.create("video_generation")
+    assert reason(err.value) == "INSUFFICIENT_CREDITS"
+    assert err.value.details() == "Insufficient credits. Required: 5, Available: 3"
+    assert rows(cluster, "SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [
+        (1,)
+    ]
+
+
+async def test_idempotency_key_makes_retries_return_the_same_task(
+    cluster: Cluster, credit: CreditClient
+) -> None:
+    tasks = await user_with(credit, cluster, 10)
+    replies = await asyncio.gather(
+        *(tasks.create("video_generation", key="retry-1", p=1) for _ in range(10))
+    )
+    assert len({r.task.id for r in replies}) == 1
+    assert (await credit.account(tasks.user)).current_credits == 5
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tasks.create("video_generation", key="retry-1", p=2)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    other = await tasks.create("image_analysis", key="retry-2")
+    assert other.task.id != replies[0].task.id
+
+
+async def test_cancel_refunds_exactly_once(cluster: Cluster, credit: CreditClient) -> None:
+    tasks = await user_with(credit, cluster, 10)
+    created = await tasks.create("video_generation")
+    first = await tasks.cancel(created.task.id)
+    assert (first.task.status, first.refund_applied) == ("cancelled", True)
+    assert (await credit.account(tasks.user)).current_credits == 10
+    second = await tasks.cancel(created.task.id)
+    assert (second.task.status, second.refund_applied) == ("cancelled", False)
+    assert (await credit.account(tasks.user)).current_credits == 10
+    racing = await tasks.create("video_generation")
+    replies = await asyncio.gather(
+        *(tasks.cancel(racing.task.id) for _ in range(10)), return_exceptions=True
+    )
+    assert sum(1 for r in replies if not isinstance(r, BaseException) and r.refund_applied) == 1
+    assert (await credit.account(tasks.user)).current_credits == 10
+    assert list((await credit.verify()).differences) == []
+
+
+async def test_other_users_tasks_and_bad_ids_are_not_found(
+    cluster: Cluster, credit: CreditClient
+) -> None:
+    owner = await user_with(credit, cluster, 10)
+    stranger = await user_with(credit, cluster, 10)
+    created = await owner.create("image_analysis")
+    for call in (
+        stranger.get(created.task.id),
+        stranger.cancel(created.task.id),
+        owner.get("nope"),
+        owner.cancel("1 OR 1=1"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await owner.get(created.task.id)).status == "pending"
+
+
+async def test_status_endpoint_is_for_workers(cluster: Cluster, credit: CreditClient) -> None:
+    tasks = await user_with(credit, cluster, 10)
+    created = await tasks.create("video_generation")
+    request = task_pb2.UpdateStatusRequest(id=created.task.id, status="processing")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tasks.stub.UpdateStatus(request, metadata=tasks.md)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    worker = internal_metadata()
+    moved = await tasks.stub.UpdateStatus(request, metadata=worker)
+    assert moved.task.status == "processing"
+    done = await tasks.stub.UpdateStatus(
+        task_pb2.UpdateStatusRequest(
+            id=created.task.id, status="done", output_data=struct({"url": "https://cdn/x.mp4"})
+        ),
+        metadata=worker,
+    )
+    assert done.task.status == "done"
+    assert dict(done.task.output_data) == {"url": "https://cdn/x.mp4"}
+    assert done.task.HasField("completed_at")
+    for illegal in ("pending", "processing", "failed", "bogus"):
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await tasks.stub.UpdateStatus(
+                task_pb2.UpdateStatusRequest(id=created.task.id, status=illegal), metadata=worker
+            )
+        assert bad.value.code() in (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert reason(bad.value) in ("INVALID_STATE", "INVALID_INPUT")
+    with pytest.raises(grpc.aio.AioRpcError) as done_cancel:
+        await tasks.cancel(created.task.id)
+    assert reason(done_cancel.value) == "INVALID_STATE"
+    assert (await credit.account(tasks.user)).current_credits == 5
+
+
+async def test_failure_refunds_automatically(cluster: Cluster, credit: CreditClient) -> None:
+    tasks = await user_with(credit, cluster, 10)
+    created = await tasks.create("video_generation")
+    worker = internal_metadata()
+    await tasks.stub.UpdateStatus(
+        task_pb2.UpdateStatusRequest(id=created.task.id, status="processing"), metadata=worker
+    )
+    failed = await tasks.stub.UpdateStatus(
+        task_pb2.UpdateStatusRequest(id=created.task.id, status="failed", error="model crashed"),
+        metadata=worker,
+    )
+    assert (failed.task.status, failed.task.error) == ("failed", "model crashed")
+    assert (await credit.account(tasks.user)).current_credits == 10
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tasks.cancel(created.task.id)
+    assert reason(err.value) == "INVALID_STATE"
+
+
+async def test_list_stats_and_pagination(cluster: Cluster, credit: CreditClient) -> None:
+    tasks = await user_with(credit, cluster, 100, plan=PRO)
+    ids = [
+        (await tasks.create(t)).task.id for t in ["image_analysis"] * 5 + ["advanced_editing"] * 2
+    ]
+    await tasks.cancel(ids[0])
+    page1 = await tasks.stub.ListTasks(task_pb2.ListTasksRequest(limit=4), metadata=tasks.md)
+    page2 = await tasks.stub.ListTasks(
+        task_pb2.ListTasksRequest(limit=4, cursor=page1.next_cursor), metadata=tasks.md
+    )
+    assert [t.id for t in [*page1.tasks, *page2.tasks]] == ids[::-1]
+    assert (page1.count, page2.count, page2.next_cursor) == (4, 3, "")
+    pending = await tasks.stub.ListTasks(
+        task_pb2.ListTasksRequest(status="cancelled"), metadata=tasks.md
+    )
+    assert [t.id for t in pending.tasks] == [ids[0]]
+
+    stats = (await tasks.stub.GetTaskStats(task_pb2.GetTaskStatsRequest(), metadata=tasks.md)).stats
+    assert (stats.total, stats.pending, stats.cancelled, stats.done) == (7, 6, 1, 0)
+    assert dict(stats.by_type) == {"image_analysis": 5, "advanced_editing": 2}
+
+    for bad in (
+        task_pb2.ListTasksRequest(status="weird"),
+        task_pb2.ListTasksRequest(limit=1000),
+        task_pb2.ListTasksRequest(cursor="x"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await tasks.stub.ListTasks(bad, metadata=tasks.md)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

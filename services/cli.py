@@ -97,6 +97,38 @@ def _ledger_verify(ns: argparse.Namespace) -> int:
     return 1 if differences else 0
 
 
+def _jobs_run(ns: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.kit.clients import ServiceChannels
+    from services.kit.db import Database
+    from services.kit.logs import configure_logging
+    from services.kit.settings import load_settings
+    from services.scheduler.config import SchedulerConfig
+    from services.scheduler.jobs import JobRun, JobRunner, Jobs
+
+    settings = load_settings()
+    configure_logging("jobs", settings.log_level, "text")
+    config = SchedulerConfig(instance="cli")
+
+    async def run() -> JobRun:
+        db, channels = Database(settings, pool_size=2), ServiceChannels(settings)
+        try:
+            return await JobRunner(db, Jobs(channels, config), config.instance).run(
+                ns.job, trigger="manual"
+            )
+        finally:
+            await channels.close()
+            await db.close()
+
+    result = asyncio.run(run())
+    print(
+        f"{result.job}: {result.outcome} {result.counts}"
+        + (f" ({result.error})" if result.error else "")
+    )
+    return 0 if result.outcome == "ok" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studiox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--timeout", type=float, default=300.0)
     verify.set_defaults(func=_ledger_verify)
+
+    jobs = sub.add_parser("jobs", help="scheduler jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    run_job = jobs_sub.add_parser(
+        "run", help="run a job now, through the scheduler's own code path (recorded in job_runs)"
+    )
+    run_job.add_argument("job", choices=["credit-reset", "process-tasks", "repair"])
+    run_job.set_defaults(func=_jobs_run)
 
     gateway = sub.add_parser("gateway-config", help="render the Envoy config; prints its path")
     gateway.set_defaults(func=_gateway)

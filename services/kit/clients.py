@@ -36,7 +36,8 @@ class _InternalCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: i
 
 
 class ServiceChannels:
-    """One long-lived channel per downstream service."""
+    """One long-lived channel per downstream service, opened on first use (inside the event loop
+    that will use it: aio channels are bound to their loop)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

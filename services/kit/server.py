@@ -8,7 +8,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ class ServiceSpec:
     # Resolves the caller of USER methods; default: Clerk JWT verification from settings.
     authenticate: Authenticator | None = None
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+    # Long-running loops started with the server and cancelled before it stops (e.g. the
+    # scheduler's leader election and job loop).
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -128,12 +131,16 @@ class RunningServer:
     status: StatusServicer
     spec: ServiceSpec
     _probe_task: asyncio.Task[None] | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace: float) -> None:
         """Stop accepting new RPCs, let in-flight ones finish within `grace`, then release."""
         await self.health.enter_graceful_shutdown()
         if self._probe_task:
             self._probe_task.cancel()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.server.stop(grace)
         await self.status.close()
         for hook in self.spec.on_stop:
@@ -166,6 +173,7 @@ async def start_server(spec: ServiceSpec, settings: Settings, address: str) -> R
     await _set_health(running, names, serving=True)
     if spec.probe is not None:
         running._probe_task = asyncio.create_task(_watch_dependencies(running, names))
+    running._background = [asyncio.create_task(loop()) for loop in spec.background]
     return running
 
 

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
+    @cached_property
+    def libpq_url(self) -> str:
+        """DATABASE_URL as plain libpq/psycopg understands it."""
+        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
     def service_addr(self, service: ServiceName) -> str:
         addr: str = getattr(self, f"{service}_service_addr")
         return addr

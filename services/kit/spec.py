@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -24,6 +25,7 @@ def database_service(
     *,
     access: dict[str, Access] | None = None,
     authenticate: Authenticator | None = None,
+    extras: Callable[[Database, ServiceChannels], ServiceExtras] | None = None,
 ) -> ServiceSpec:
     """A service whose health follows its database, with channels to the services it calls; the
     pool and the channels close on shutdown."""
@@ -37,11 +39,23 @@ def database_service(
             names.append(full_name)
         return names
 
+    more = extras(db, channels) if extras else ServiceExtras()
     return ServiceSpec(
         name=name,
         register=register,
         access_overrides=access or {},
-        probe=db.ping,
+        probe=more.probe or db.ping,
         authenticate=authenticate,
-        on_stop=[channels.close, db.close],
+        on_stop=[*more.on_stop, channels.close, db.close],
+        background=more.background,
     )
+
+
+@dataclass
+class ServiceExtras:
+    """What a service adds beyond servicers: its own readiness probe (default: the database),
+    background loops, and shutdown hooks (run before the channels and pool close)."""
+
+    probe: Callable[[], Awaitable[None]] | None = None
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = ()

@@ -157,7 +157,7 @@ class TaskInternalApi(task_pb2_grpc.TaskInternalServiceServicer):
         self, request: task_pb2.ClaimPendingRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.ClaimPendingResponse:
         tasks, requeued, failed = await self._tasks.claim(
-            request.limit or 10, request.lease_seconds, request.worker_id
+            request.limit, request.lease_seconds, request.worker_id
         )
         return task_pb2.ClaimPendingResponse(
             tasks=[task_to_proto(t) for t in tasks], requeued=requeued, failed=failed

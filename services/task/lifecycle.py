@@ -251,18 +251,20 @@ class TaskLifecycle:
     async def claim(
         self, limit: int, lease_seconds: int, worker_id: str
     ) -> tuple[list[Task], int, int]:
-        if not 1 <= limit <= MAX_CLAIM:
-            raise InvalidInput(f"limit must be between 1 and {MAX_CLAIM}")
+        if not 0 <= limit <= MAX_CLAIM:
+            raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}")
         lease = lease_seconds or DEFAULT_LEASE_SECONDS
         if not 1 <= lease <= MAX_LEASE_SECONDS:
             raise InvalidInput(f"leaseSeconds must be between 1 and {MAX_LEASE_SECONDS}")
         async with self._db.transaction() as conn:
             requeued = await store.requeue_expired(conn, MAX_ATTEMPTS)
             exhausted = await store.fail_exhausted(conn, MAX_ATTEMPTS)
-        async with self._db.transaction() as conn:
-            claimed = await store.claim(
-                conn, limit=limit, lease_seconds=lease, worker_id=worker_id or "scheduler"
-            )
+        claimed: list[Task] = []
+        if limit:  # 0: lease upkeep only
+            async with self._db.transaction() as conn:
+                claimed = await store.claim(
+                    conn, limit=limit, lease_seconds=lease, worker_id=worker_id or "scheduler"
+                )
         for task in exhausted:
             await self._settle_refund(task)
         return claimed, requeued, len(exhausted)

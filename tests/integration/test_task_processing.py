@@ -17,7 +17,7 @@ from tests.support.tasks import TaskClient
 
 def sql(cluster: Cluster, statement: str, *params: object) -> list[tuple[object, ...]]:
     with psycopg.connect(cluster.settings.database_url, autocommit=True) as conn:
-        cur = conn.execute(statement, params)  # type: ignore[arg-type]
+        cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import psycopg
@@ -21,7 +22,7 @@ def reason(err: grpc.aio.AioRpcError) -> str | None:
 
 def rows(cluster: Cluster, sql: str, *params: object) -> list[tuple[object, ...]]:
     with psycopg.connect(cluster.settings.database_url) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 async def user_with(
@@ -90,7 +91,7 @@ async def test_refused_creates_change_nothing(
     cluster: Cluster,
     credit: CreditClient,
     task_type: str,
-    input_data: dict[str, object],
+    input_data: dict[str, Any],
     code: grpc.StatusCode,
     why: str,
 ) -> None:

@@ -13,6 +13,7 @@ from services.kit.access import INTERNAL_TOKEN_HEADER
 from services.kit.migrate import upgrade_all
 from services.kit.server import RunningServer, start_server
 from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
+from services.scheduler.config import SchedulerConfig
 from tests.support.ports import free_port
 from tests.support.tokens import AUTHORIZED_PARTY, DEFAULT_KEY, ISSUER
 
@@ -44,7 +45,11 @@ class Cluster:
 
     async def start(self, name: ServiceName) -> RunningServer:
         module = importlib.import_module(f"services.{name}.api")
-        spec = module.build_spec(self.settings)
+        if name == "scheduler":
+            # Quiet: it must not claim or repair the tasks other tests are looking at.
+            spec = module.build_spec(self.settings, quiet_scheduler())
+        else:
+            spec = module.build_spec(self.settings)
         server = await start_server(spec, self.settings, self.settings.service_addr(name))
         self.servers[name] = server
         return server
@@ -63,6 +68,17 @@ class Cluster:
             await channel.close()
         for name in list(self.servers):
             await self.stop(name)
+
+
+def quiet_scheduler(**overrides: Any) -> SchedulerConfig:
+    values: dict[str, Any] = {
+        "claim_limit": 0,
+        "process_every_seconds": 3600,
+        "repair_every_seconds": 3600,
+        "instance": "cluster",
+        **overrides,
+    }
+    return SchedulerConfig(_env_file=None, **values)
 
 
 def internal_metadata() -> tuple[tuple[str, str], ...]:

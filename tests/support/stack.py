@@ -50,6 +50,8 @@ def stack_environment(state_dir: Path, database_url: str | None) -> dict[str, st
         "CLERK_ISSUER": ISSUER,
         "CLERK_JWT_KEY": DEFAULT_KEY.public_pem,
         "CLERK_AUTHORIZED_PARTIES": AUTHORIZED_PARTY,
+        # The tests drive task states themselves; the scheduler only keeps leases.
+        "SCHEDULER_CLAIM_LIMIT": "0",
     }
     for name in SERVICE_NAMES:
         env[f"{name.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"

@@ -25,7 +25,7 @@ class TaskClient:
         self.md = bearer(DEFAULT_KEY.mint(user))
 
     async def create(
-        self, task_type: str = "image_analysis", key: str | None = None, **input_data: Any
+        self, task_type: str = "image_analysis", key: str | None = None, **input_data: object
     ) -> task_pb2.CreateTaskResponse:
         md = self.md + ((("idempotency-key", key),) if key else ())
         return await self.stub.CreateTask(

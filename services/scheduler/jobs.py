@@ -1,0 +1,134 @@
+"""The scheduler's jobs, and the runner that records every run. The CLI (`studiox jobs run`) and
+the schedule use the same runner."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from services.kit.clients import ServiceChannels
+from services.kit.db import Database
+from services.scheduler import store
+from services.scheduler.config import SchedulerConfig
+from services.scheduler.domain import CREDIT_RESET, PROCESS_TASKS, REPAIR, check_job
+from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+from studiox.task.v1 import task_pb2, task_pb2_grpc
+
+log = logging.getLogger("studiox.scheduler")
+
+JOB_SECONDS = Histogram(
+    "studiox_job_duration_seconds",
+    "Scheduler job run time",
+    ["job", "outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
+)
+JOB_RUNS = Counter("studiox_job_runs_total", "Scheduler job runs", ["job", "outcome"])
+CALL_TIMEOUT_SECONDS = 120.0
+MAX_RESET_BATCHES = 10_000  # a bound on one run: 10k batches of 10k accounts
+
+Counts = dict[str, int]
+
+
+class Jobs:
+    def __init__(self, channels: ServiceChannels, config: SchedulerConfig) -> None:
+        self._channels = channels
+        self._config = config
+
+    # Stubs are made on use: gRPC aio channels belong to the event loop they are created in, and
+    # this object is built before the service's loop starts.
+    @property
+    def _credit(self) -> credit_pb2_grpc.CreditInternalServiceStub:
+        return credit_pb2_grpc.CreditInternalServiceStub(self._channels.channel("credit"))
+
+    @property
+    def _tasks(self) -> task_pb2_grpc.TaskInternalServiceStub:
+        return task_pb2_grpc.TaskInternalServiceStub(self._channels.channel("task"))
+
+    def named(self, name: str) -> Callable[[], Awaitable[Counts]]:
+        jobs: dict[str, Callable[[], Awaitable[Counts]]] = {
+            CREDIT_RESET: self.credit_reset,
+            PROCESS_TASKS: self.process_tasks,
+            REPAIR: self.repair,
+        }
+        return jobs[check_job(name)]
+
+    async def credit_reset(self) -> Counts:
+        """ResetDue in batches until no account is due."""
+        accounts = batches = 0
+        while batches < MAX_RESET_BATCHES:
+            reply = await self._credit.ResetDue(
+                credit_pb2.ResetDueRequest(batch_size=self._config.reset_batch_size),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            accounts += reply.accounts_reset
+            batches += 1
+            if not reply.more:
+                break
+        return {"accounts": accounts, "batches": batches}
+
+    async def process_tasks(self) -> Counts:
+        reply = await self._tasks.ClaimPending(
+            task_pb2.ClaimPendingRequest(
+                limit=self._config.claim_limit,
+                lease_seconds=self._config.lease_seconds,
+                worker_id=f"scheduler:{self._config.instance}",
+            ),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        return {"claimed": len(reply.tasks), "requeued": reply.requeued, "failed": reply.failed}
+
+    async def repair(self) -> Counts:
+        reply = await self._tasks.RepairOrphans(
+            task_pb2.RepairOrphansRequest(min_age_seconds=self._config.repair_min_age_seconds),
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        return {"rejected": reply.rejected, "refunded": reply.refunded}
+
+
+@dataclass(frozen=True)
+class JobRun:
+    job: str
+    outcome: str
+    counts: Counts
+    error: str | None = None
+
+
+class JobRunner:
+    def __init__(self, db: Database, jobs: Jobs, instance: str) -> None:
+        self._db = db
+        self._jobs = jobs
+        self._instance = instance
+
+    async def run(self, name: str, trigger: str = "schedule") -> JobRun:
+        job = self._jobs.named(name)
+        async with self._db.transaction() as conn:
+            run_id = await store.record_start(conn, name, self._instance, trigger)
+        started = time.perf_counter()
+        try:
+            result = JobRun(name, "ok", await job())
+        except grpc.aio.AioRpcError as err:
+            result = JobRun(name, "error", {}, f"{err.code().name}: {err.details()}")
+        except Exception as err:  # a failed run is recorded, never fatal to the scheduler
+            log.exception("job %s failed", name)
+            result = JobRun(name, "error", {}, type(err).__name__)
+        elapsed = time.perf_counter() - started
+        async with self._db.transaction() as conn:
+            await store.record_finish(conn, run_id, result.outcome, result.counts, result.error)
+        JOB_SECONDS.labels(name, result.outcome).observe(elapsed)
+        JOB_RUNS.labels(name, result.outcome).inc()
+        log.info(
+            "job finished",
+            extra={
+                "job": name,
+                "trigger": trigger,
+                "outcome": result.outcome,
+                "counts": result.counts,
+                "ms": round(elapsed * 1000, 1),
+            },
+        )
+        return result

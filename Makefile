@@ -28,6 +28,7 @@ gen: $(STAMP)
 build/api.pb: $(STAMP) $(PROTOS) scripts/codegen.py
 	$(PY) scripts/codegen.py --descriptor
 
+# REPLICAS=2 make run: every service twice behind Envoy (scheduler replicas elect one leader).
 run: build/api.pb
 	$(BIN)/studiox dev run
 

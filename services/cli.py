@@ -44,10 +44,36 @@ def _migrate(ns: argparse.Namespace) -> int:
 
 
 def _gateway(ns: argparse.Namespace) -> int:
-    from devstack import stack
+    from pathlib import Path
 
-    print(stack.render_gateway(stack.StackSettings()))
+    from gateway.config import exec_envoy, from_settings, write
+    from services.kit.settings import load_settings
+
+    settings = load_settings()
+    path = write(from_settings(settings), Path(ns.out or settings.gateway_config_path))
+    if ns.gateway_command == "render":
+        print(path)
+        return 0
+    exec_envoy(path)
     return 0
+
+
+def _probe(ns: argparse.Namespace) -> int:
+    """Exit 0 when the gRPC health check of ADDRESS answers SERVING (container health checks)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(ns.address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=ns.service), timeout=ns.timeout
+            )
+    except grpc.RpcError as err:
+        print(f"{ns.address}: {err.code().name}", file=sys.stderr)
+        return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{ns.address}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _token(ns: argparse.Namespace) -> int:
@@ -173,8 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
     run_job.add_argument("job", choices=["credit-reset", "process-tasks", "repair"])
     run_job.set_defaults(func=_jobs_run)
 
-    gateway = sub.add_parser("gateway-config", help="render the Envoy config; prints its path")
-    gateway.set_defaults(func=_gateway)
+    gateway = sub.add_parser(
+        "gateway", help="the Envoy gateway, configured from the environment (*_SERVICE_ADDR, PORT…)"
+    )
+    gateway_sub = gateway.add_subparsers(dest="gateway_command", required=True)
+    for name, text in (
+        ("render", "write the config and print its path"),
+        ("run", "render, then run Envoy"),
+    ):
+        command = gateway_sub.add_parser(name, help=text)
+        command.add_argument("--out", help="config path (default: GATEWAY_CONFIG_PATH)")
+        command.set_defaults(func=_gateway)
+
+    probe = sub.add_parser("probe", help="gRPC health check of a service; exit 0 when SERVING")
+    probe.add_argument("address", help="host:port")
+    probe.add_argument("--service", default="", help="service name (default: the whole server)")
+    probe.add_argument("--timeout", type=float, default=3.0)
+    probe.set_defaults(func=_probe)
     return parser
 
 

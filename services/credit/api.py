@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import grpc
 
-from services.credit import store
+from services.credit import metrics, store
 from services.credit.domain import (
     Account,
     Bucket,
@@ -20,7 +20,7 @@ from services.credit.domain import (
 )
 from services.kit.auth import current_identity
 from services.kit.db import Database
-from services.kit.errors import InvalidInput, NotFound
+from services.kit.errors import DomainError, InvalidInput, NotFound
 from services.kit.pagination import decode_cursor, encode_cursor, page_limit
 from services.kit.proto_time import from_timestamp, to_timestamp
 from services.kit.server import ServiceSpec
@@ -74,6 +74,7 @@ def credits_to_proto(account: Account) -> credit_pb2.Credits:
 
 
 def _posting(posting: Posting) -> dict[str, object]:
+    metrics.record(posting)
     return {
         "entry": entry_to_proto(posting.entry),
         "remaining_credits": posting.remaining_credits,
@@ -138,15 +139,19 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         validate_amount(request.amount)
         validate_key(request.idempotency_key)
         async with self._db.autocommit() as conn:
-            posting = await store.charge(
-                conn,
-                user_id=request.user_id,
-                amount=request.amount,
-                key=request.idempotency_key,
-                reference=request.reference,
-                description=request.description,
-                feature=request.feature,
-            )
+            try:
+                posting = await store.charge(
+                    conn,
+                    user_id=request.user_id,
+                    amount=request.amount,
+                    key=request.idempotency_key,
+                    reference=request.reference,
+                    description=request.description,
+                    feature=request.feature,
+                )
+            except DomainError as refusal:
+                metrics.REFUSED_CHARGES.labels(refusal.kind.value).inc()
+                raise
         return credit_pb2.ChargeResponse(**_posting(posting))  # type: ignore[arg-type]
 
     async def Refund(

@@ -47,7 +47,7 @@ class ServiceChannels:
         channel = self._channels.get(service)
         if channel is None:
             channel = grpc.aio.insecure_channel(
-                self._settings.service_addr(service),
+                self._settings.channel_target(service),
                 interceptors=[
                     _InternalCallInterceptor(
                         self._settings.internal_service_token.get_secret_value()
@@ -59,6 +59,7 @@ class ServiceChannels:
                     ("grpc.initial_reconnect_backoff_ms", 100),
                     ("grpc.min_reconnect_backoff_ms", 100),
                     ("grpc.max_reconnect_backoff_ms", 1_000),
+                    ("grpc.lb_policy_name", "round_robin"),
                 ],
             )
             self._channels[service] = channel

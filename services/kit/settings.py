@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     stripe_price_pro: str | None = None
     stripe_price_enterprise: str | None = None
 
+    # Gateway (Envoy).
+    envoy_admin_port: int = 9901
+    gateway_listen_host: str = "0.0.0.0"
+    gateway_max_request_bytes: int = 1_048_576
+    gateway_config_path: str = "/tmp/studiox-envoy.yaml"  # noqa: S108 - rendered at start
+    # Per client address (0 turns the limit off).
+    gateway_rate_limit_rps: int = 20
+    gateway_rate_limit_burst: int = 100
+    gateway_trusted_hops: int = 0
+    gateway_metrics_port: int = 0
+
     # Operations.
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -90,11 +101,20 @@ class Settings(BaseSettings):
         return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     def service_addr(self, service: ServiceName) -> str:
+        """Where a service is reached: `host:port`, or several comma-separated (replicas)."""
         addr: str = getattr(self, f"{service}_service_addr")
         return addr
 
+    def service_endpoints(self, service: ServiceName) -> list[str]:
+        return [a.strip() for a in self.service_addr(service).split(",") if a.strip()]
+
+    def channel_target(self, service: ServiceName) -> str:
+        """gRPC target: several endpoints become one `ipv4:` target balanced round-robin."""
+        endpoints = self.service_endpoints(service)
+        return endpoints[0] if len(endpoints) == 1 else "ipv4:" + ",".join(endpoints)
+
     def listen_addr(self, service: ServiceName) -> str:
-        port = self.grpc_port or int(self.service_addr(service).rsplit(":", 1)[1])
+        port = self.grpc_port or int(self.service_endpoints(service)[0].rsplit(":", 1)[1])
         return f"{self.grpc_host}:{port}"
 
 

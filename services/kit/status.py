@@ -23,7 +23,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     def _stub(self, service: ServiceName) -> health_pb2_grpc.HealthStub:
         channel = self._channels.get(service)
         if channel is None:
-            channel = grpc.aio.insecure_channel(self._settings.service_addr(service))
+            channel = grpc.aio.insecure_channel(self._settings.channel_target(service))
             self._channels[service] = channel
         return health_pb2_grpc.HealthStub(channel)
 

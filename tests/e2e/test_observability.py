@@ -41,7 +41,7 @@ def test_request_id_reaches_every_service(stack: Stack, http: httpx.Client) -> N
     task_lines = [
         line for line in _json_lines(stack, "task") if line.get("request_id") == request_id
     ]
-    assert any(line.get("method", "").endswith("CreateTask") for line in task_lines)  # type: ignore[union-attr]
+    assert any(str(line.get("method")).endswith("CreateTask") for line in task_lines)
     credit_lines = [
         line for line in _json_lines(stack, "credit") if line.get("request_id") == request_id
     ]

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import grpc
 
-from services.billing import store
-from services.billing.domain import Plan
+from services.billing.config import BillingConfig
+from services.billing.domain import CreditPack, Payment, Plan
+from services.billing.fulfilment import Fulfilment, Ledger
+from services.billing.payments import Billing
+from services.billing.stripe_api import StripeApi
+from services.billing.webhooks import Webhooks
 from services.kit.access import Access
+from services.kit.auth import current_identity
+from services.kit.clients import ServiceChannels
 from services.kit.db import Database
-from services.kit.errors import InvalidInput, NotFound
+from services.kit.errors import InvalidInput
+from services.kit.pagination import decode_cursor, encode_cursor, page_limit
+from services.kit.proto_time import to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
-from services.kit.spec import database_service
+from services.kit.spec import Registration, database_service
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 
 ACCESS = {
@@ -19,6 +27,9 @@ ACCESS = {
     # Authenticated by its Stripe signature, not a user token.
     "BillingService/HandleWebhook": Access.PUBLIC,
 }
+# HTTP headers reach the service as (lower-cased) gRPC metadata through the gateway.
+SIGNATURE_HEADER = "stripe-signature"
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def plan_to_proto(plan: Plan) -> billing_pb2.Plan:
@@ -34,50 +45,151 @@ def plan_to_proto(plan: Plan) -> billing_pb2.Plan:
     )
 
 
+def pack_to_proto(pack: CreditPack) -> billing_pb2.CreditPack:
+    return billing_pb2.CreditPack(
+        id=pack.id,
+        name=pack.name,
+        credits=pack.credits,
+        price=pack.price_cents,
+        currency=pack.currency,
+    )
+
+
+def payment_to_proto(payment: Payment) -> billing_pb2.Payment:
+    return billing_pb2.Payment(
+        id=str(payment.id),
+        amount=payment.amount_cents,
+        currency=payment.currency,
+        status=payment.status.value,
+        kind=payment.kind.value,
+        credits=payment.credits,
+        plan_name=payment.plan_id or "",
+        created_at=to_timestamp(payment.created_at),
+    )
+
+
+def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == name and isinstance(value, str):
+            return value
+    return None
+
+
 class BillingApi(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, billing: Billing, webhooks: Webhooks) -> None:
+        self._billing = billing
+        self._webhooks = webhooks
 
     async def ListPlans(
         self, request: billing_pb2.ListPlansRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListPlansResponse:
-        async with self._db.session() as session:
-            plans = await store.list_plans(session)
-        return billing_pb2.ListPlansResponse(success=True, plans=[plan_to_proto(p) for p in plans])
+        plans, packs = await self._billing.catalog()
+        return billing_pb2.ListPlansResponse(
+            success=True,
+            plans=[plan_to_proto(p) for p in plans],
+            credit_packs=[pack_to_proto(p) for p in packs],
+        )
+
+    async def PurchaseCredits(
+        self, request: billing_pb2.PurchaseCreditsRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.PurchaseCreditsResponse:
+        started = await self._billing.purchase_credits(
+            current_identity(),
+            pack_id=request.pack_id,
+            credits=request.credits,
+            payment_method_id=request.payment_method_id,
+            client_key=_header(context, IDEMPOTENCY_HEADER),
+        )
+        return billing_pb2.PurchaseCreditsResponse(
+            success=True,
+            checkout_url=started.checkout_url,
+            session_id=started.session_id,
+            payment_intent_id=started.payment_intent_id,
+            status=started.status,
+            credits=started.credits,
+            client_secret=started.client_secret,
+        )
+
+    async def UpgradePlan(
+        self, request: billing_pb2.UpgradePlanRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.UpgradePlanResponse:
+        started = await self._billing.change_plan(
+            current_identity(), request.plan_name, _header(context, IDEMPOTENCY_HEADER)
+        )
+        response = billing_pb2.UpgradePlanResponse(
+            success=True,
+            message=started.message,
+            checkout_url=started.checkout_url,
+            session_id=started.session_id,
+            status=started.status,
+            plan_name=started.plan_id,
+        )
+        if started.effective_at is not None:
+            response.effective_at.CopyFrom(to_timestamp(started.effective_at))
+        return response
+
+    async def ListPayments(
+        self, request: billing_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.ListPaymentsResponse:
+        limit = page_limit(request.limit)
+        page, more = await self._billing.history(
+            current_identity().user_id, limit=limit, before_id=decode_cursor(request.cursor)
+        )
+        return billing_pb2.ListPaymentsResponse(
+            success=True,
+            count=len(page),
+            payments=[payment_to_proto(p) for p in page],
+            next_cursor=encode_cursor(page[-1].id) if more else "",
+        )
+
+    async def HandleWebhook(
+        self, request: billing_pb2.HandleWebhookRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.HandleWebhookResponse:
+        await self._webhooks.handle(request.body.data, _header(context, SIGNATURE_HEADER))
+        return billing_pb2.HandleWebhookResponse(received=True)
 
 
 class BillingInternalApi(billing_pb2_grpc.BillingInternalServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, billing: Billing) -> None:
+        self._billing = billing
 
     async def GetPlan(
         self, request: billing_pb2.GetPlanRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.GetPlanResponse:
         if not request.plan_id:
             raise InvalidInput("planId is required")
-        async with self._db.session() as session:
-            plan = await store.get_plan(session, request.plan_id.lower())
-        if plan is None:
-            raise NotFound(f"Unknown plan: {request.plan_id}")
-        return billing_pb2.GetPlanResponse(plan=plan_to_proto(plan))
+        return billing_pb2.GetPlanResponse(
+            plan=plan_to_proto(await self._billing.plan(request.plan_id))
+        )
 
 
 def build_spec(settings: Settings) -> ServiceSpec:
-    services = billing_pb2.DESCRIPTOR.services_by_name
-    return database_service(
-        "billing",
-        settings,
-        lambda db, channels: [
+    config = BillingConfig.from_settings(settings)
+    stripe = (
+        StripeApi(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
+        if settings.stripe_secret_key
+        else None
+    )
+
+    def servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
+        fulfilment = Fulfilment(Ledger(channels), stripe, config)
+        billing = Billing(db, Ledger(channels), fulfilment, stripe, config)
+        webhooks = Webhooks(db, fulfilment, config)
+        services = billing_pb2.DESCRIPTOR.services_by_name
+        return [
             (
                 billing_pb2_grpc.add_BillingServiceServicer_to_server,
-                BillingApi(db),
+                BillingApi(billing, webhooks),
                 services["BillingService"].full_name,
             ),
             (
                 billing_pb2_grpc.add_BillingInternalServiceServicer_to_server,
-                BillingInternalApi(db),
+                BillingInternalApi(billing),
                 services["BillingInternalService"].full_name,
             ),
-        ],
-        access=ACCESS,
-    )
+        ]
+
+    spec = database_service("billing", settings, servicers, access=ACCESS)
+    if stripe is not None:
+        spec.on_stop = [*spec.on_stop, stripe.close]
+    return spec

@@ -27,7 +27,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n studiox/billing/v1/billing.proto\x12\x12studiox.billing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x10\n\x08interval\x18\x05 \x01(\t\x12\x17\n\x0fmonthly_credits\x18\x06 \x01(\x05\x12\x14\n\x0cis_unlimited\x18\x07 \x01(\x08\x12\x10\n\x08\x66\x65\x61tures\x18\x08 \x03(\t\"J\n\nCreditPack\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\"\xa9\x01\n\x07Payment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x11\n\tplan_name\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10ListPlansRequest\"\x83\x01\n\x11ListPlansResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\'\n\x05plans\x18\x02 \x03(\x0b\x32\x18.studiox.billing.v1.Plan\x12\x34\n\x0c\x63redit_packs\x18\x03 \x03(\x0b\x32\x1e.studiox.billing.v1.CreditPack\"U\n\x16PurchaseCreditsRequest\x12\x0f\n\x07pack_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\x19\n\x11payment_method_id\x18\x03 \x01(\t\"\x90\x01\n\x17PurchaseCreditsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x14\n\x0c\x63heckout_url\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x19\n\x11payment_intent_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\"\'\n\x12UpgradePlanRequest\x12\x11\n\tplan_name\x18\x01 \x01(\t\"\xa3\x01\n\x13UpgradePlanResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x13ListPaymentsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"z\n\x14ListPaymentsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12-\n\x08payments\x18\x03 \x03(\x0b\x32\x1b.studiox.billing.v1.Payment\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x14HandleWebhookRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\")\n\x15HandleWebhookResponse\x12\x10\n\x08received\x18\x01 \x01(\x08\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"9\n\x0fGetPlanResponse\x12&\n\x04plan\x18\x01 \x01(\x0b\x32\x18.studiox.billing.v1.Plan2\xce\x05\n\x0e\x42illingService\x12t\n\tListPlans\x12$.studiox.billing.v1.ListPlansRequest\x1a%.studiox.billing.v1.ListPlansResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/billing/plans\x12\x94\x01\n\x0fPurchaseCredits\x12*.studiox.billing.v1.PurchaseCreditsRequest\x1a+.studiox.billing.v1.PurchaseCreditsResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/billing/purchase-credits:\x01*\x12\xa2\x01\n\x0bUpgradePlan\x12&.studiox.billing.v1.UpgradePlanRequest\x1a\'.studiox.billing.v1.UpgradePlanResponse\"B\x82\xd3\xe4\x93\x02<\"\x19/api/billing/upgrade-plan:\x01*Z\x1c\"\x17/api/users/upgrade-plan:\x01*\x12\x7f\n\x0cListPayments\x12\'.studiox.billing.v1.ListPaymentsRequest\x1a(.studiox.billing.v1.ListPaymentsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/billing/history\x12\x88\x01\n\rHandleWebhook\x12(.studiox.billing.v1.HandleWebhookRequest\x1a).studiox.billing.v1.HandleWebhookResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x14/api/billing/webhook:\x04\x62ody2l\n\x16\x42illingInternalService\x12R\n\x07GetPlan\x12\".studiox.billing.v1.GetPlanRequest\x1a#.studiox.billing.v1.GetPlanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n studiox/billing/v1/billing.proto\x12\x12studiox.billing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x10\n\x08interval\x18\x05 \x01(\t\x12\x17\n\x0fmonthly_credits\x18\x06 \x01(\x05\x12\x14\n\x0cis_unlimited\x18\x07 \x01(\x08\x12\x10\n\x08\x66\x65\x61tures\x18\x08 \x03(\t\"X\n\nCreditPack\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"\xa9\x01\n\x07Payment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x11\n\tplan_name\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10ListPlansRequest\"\x83\x01\n\x11ListPlansResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\'\n\x05plans\x18\x02 \x03(\x0b\x32\x18.studiox.billing.v1.Plan\x12\x34\n\x0c\x63redit_packs\x18\x03 \x03(\x0b\x32\x1e.studiox.billing.v1.CreditPack\"U\n\x16PurchaseCreditsRequest\x12\x0f\n\x07pack_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\x19\n\x11payment_method_id\x18\x03 \x01(\t\"\xa7\x01\n\x17PurchaseCreditsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x14\n\x0c\x63heckout_url\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x19\n\x11payment_intent_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x15\n\rclient_secret\x18\x07 \x01(\t\"\'\n\x12UpgradePlanRequest\x12\x11\n\tplan_name\x18\x01 \x01(\t\"\xb6\x01\n\x13UpgradePlanResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplan_name\x18\x07 \x01(\t\"4\n\x13ListPaymentsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"z\n\x14ListPaymentsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12-\n\x08payments\x18\x03 \x03(\x0b\x32\x1b.studiox.billing.v1.Payment\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x14HandleWebhookRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\")\n\x15HandleWebhookResponse\x12\x10\n\x08received\x18\x01 \x01(\x08\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"9\n\x0fGetPlanResponse\x12&\n\x04plan\x18\x01 \x01(\x0b\x32\x18.studiox.billing.v1.Plan2\xce\x05\n\x0e\x42illingService\x12t\n\tListPlans\x12$.studiox.billing.v1.ListPlansRequest\x1a%.studiox.billing.v1.ListPlansResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/billing/plans\x12\x94\x01\n\x0fPurchaseCredits\x12*.studiox.billing.v1.PurchaseCreditsRequest\x1a+.studiox.billing.v1.PurchaseCreditsResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/billing/purchase-credits:\x01*\x12\xa2\x01\n\x0bUpgradePlan\x12&.studiox.billing.v1.UpgradePlanRequest\x1a\'.studiox.billing.v1.UpgradePlanResponse\"B\x82\xd3\xe4\x93\x02<\"\x19/api/billing/upgrade-plan:\x01*Z\x1c\"\x17/api/users/upgrade-plan:\x01*\x12\x7f\n\x0cListPayments\x12\'.studiox.billing.v1.ListPaymentsRequest\x1a(.studiox.billing.v1.ListPaymentsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/billing/history\x12\x88\x01\n\rHandleWebhook\x12(.studiox.billing.v1.HandleWebhookRequest\x1a).studiox.billing.v1.HandleWebhookResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x14/api/billing/webhook:\x04\x62ody2l\n\x16\x42illingInternalService\x12R\n\x07GetPlan\x12\".studiox.billing.v1.GetPlanRequest\x1a#.studiox.billing.v1.GetPlanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,35 +47,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLAN']._serialized_start=147
   _globals['_PLAN']._serialized_end=295
   _globals['_CREDITPACK']._serialized_start=297
-  _globals['_CREDITPACK']._serialized_end=371
-  _globals['_PAYMENT']._serialized_start=374
-  _globals['_PAYMENT']._serialized_end=543
-  _globals['_LISTPLANSREQUEST']._serialized_start=545
-  _globals['_LISTPLANSREQUEST']._serialized_end=563
-  _globals['_LISTPLANSRESPONSE']._serialized_start=566
-  _globals['_LISTPLANSRESPONSE']._serialized_end=697
-  _globals['_PURCHASECREDITSREQUEST']._serialized_start=699
-  _globals['_PURCHASECREDITSREQUEST']._serialized_end=784
-  _globals['_PURCHASECREDITSRESPONSE']._serialized_start=787
-  _globals['_PURCHASECREDITSRESPONSE']._serialized_end=931
-  _globals['_UPGRADEPLANREQUEST']._serialized_start=933
-  _globals['_UPGRADEPLANREQUEST']._serialized_end=972
-  _globals['_UPGRADEPLANRESPONSE']._serialized_start=975
-  _globals['_UPGRADEPLANRESPONSE']._serialized_end=1138
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1140
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1192
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1194
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1316
-  _globals['_HANDLEWEBHOOKREQUEST']._serialized_start=1318
-  _globals['_HANDLEWEBHOOKREQUEST']._serialized_end=1376
-  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_start=1378
-  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_end=1419
-  _globals['_GETPLANREQUEST']._serialized_start=1421
-  _globals['_GETPLANREQUEST']._serialized_end=1454
-  _globals['_GETPLANRESPONSE']._serialized_start=1456
-  _globals['_GETPLANRESPONSE']._serialized_end=1513
-  _globals['_BILLINGSERVICE']._serialized_start=1516
-  _globals['_BILLINGSERVICE']._serialized_end=2234
-  _globals['_BILLINGINTERNALSERVICE']._serialized_start=2236
-  _globals['_BILLINGINTERNALSERVICE']._serialized_end=2344
+  _globals['_CREDITPACK']._serialized_end=385
+  _globals['_PAYMENT']._serialized_start=388
+  _globals['_PAYMENT']._serialized_end=557
+  _globals['_LISTPLANSREQUEST']._serialized_start=559
+  _globals['_LISTPLANSREQUEST']._serialized_end=577
+  _globals['_LISTPLANSRESPONSE']._serialized_start=580
+  _globals['_LISTPLANSRESPONSE']._serialized_end=711
+  _globals['_PURCHASECREDITSREQUEST']._serialized_start=713
+  _globals['_PURCHASECREDITSREQUEST']._serialized_end=798
+  _globals['_PURCHASECREDITSRESPONSE']._serialized_start=801
+  _globals['_PURCHASECREDITSRESPONSE']._serialized_end=968
+  _globals['_UPGRADEPLANREQUEST']._serialized_start=970
+  _globals['_UPGRADEPLANREQUEST']._serialized_end=1009
+  _globals['_UPGRADEPLANRESPONSE']._serialized_start=1012
+  _globals['_UPGRADEPLANRESPONSE']._serialized_end=1194
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1196
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1248
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1250
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1372
+  _globals['_HANDLEWEBHOOKREQUEST']._serialized_start=1374
+  _globals['_HANDLEWEBHOOKREQUEST']._serialized_end=1432
+  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_start=1434
+  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_end=1475
+  _globals['_GETPLANREQUEST']._serialized_start=1477
+  _globals['_GETPLANREQUEST']._serialized_end=1510
+  _globals['_GETPLANRESPONSE']._serialized_start=1512
+  _globals['_GETPLANRESPONSE']._serialized_end=1569
+  _globals['_BILLINGSERVICE']._serialized_start=1572
+  _globals['_BILLINGSERVICE']._serialized_end=2290
+  _globals['_BILLINGINTERNALSERVICE']._serialized_start=2292
+  _globals['_BILLINGINTERNALSERVICE']._serialized_end=2400
 # @@protoc_insertion_point(module_scope)

@@ -32,16 +32,18 @@ class Plan(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., price: _Optional[int] = ..., currency: _Optional[str] = ..., interval: _Optional[str] = ..., monthly_credits: _Optional[int] = ..., is_unlimited: _Optional[bool] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreditPack(_message.Message):
-    __slots__ = ("id", "credits", "price", "currency")
+    __slots__ = ("id", "credits", "price", "currency", "name")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     credits: int
     price: int
     currency: str
-    def __init__(self, id: _Optional[str] = ..., credits: _Optional[int] = ..., price: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, id: _Optional[str] = ..., credits: _Optional[int] = ..., price: _Optional[int] = ..., currency: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class Payment(_message.Message):
     __slots__ = ("id", "amount", "currency", "status", "kind", "credits", "plan_name", "created_at")
@@ -88,20 +90,22 @@ class PurchaseCreditsRequest(_message.Message):
     def __init__(self, pack_id: _Optional[str] = ..., credits: _Optional[int] = ..., payment_method_id: _Optional[str] = ...) -> None: ...
 
 class PurchaseCreditsResponse(_message.Message):
-    __slots__ = ("success", "checkout_url", "session_id", "payment_intent_id", "status", "credits")
+    __slots__ = ("success", "checkout_url", "session_id", "payment_intent_id", "status", "credits", "client_secret")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     CHECKOUT_URL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_INTENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
     success: bool
     checkout_url: str
     session_id: str
     payment_intent_id: str
     status: str
     credits: int
-    def __init__(self, success: _Optional[bool] = ..., checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ..., payment_intent_id: _Optional[str] = ..., status: _Optional[str] = ..., credits: _Optional[int] = ...) -> None: ...
+    client_secret: str
+    def __init__(self, success: _Optional[bool] = ..., checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ..., payment_intent_id: _Optional[str] = ..., status: _Optional[str] = ..., credits: _Optional[int] = ..., client_secret: _Optional[str] = ...) -> None: ...
 
 class UpgradePlanRequest(_message.Message):
     __slots__ = ("plan_name",)
@@ -110,20 +114,22 @@ class UpgradePlanRequest(_message.Message):
     def __init__(self, plan_name: _Optional[str] = ...) -> None: ...
 
 class UpgradePlanResponse(_message.Message):
-    __slots__ = ("success", "message", "checkout_url", "session_id", "status", "effective_at")
+    __slots__ = ("success", "message", "checkout_url", "session_id", "status", "effective_at", "plan_name")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CHECKOUT_URL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
     success: bool
     message: str
     checkout_url: str
     session_id: str
     status: str
     effective_at: _timestamp_pb2.Timestamp
-    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ..., status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    plan_name: str
+    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., checkout_url: _Optional[str] = ..., session_id: _Optional[str] = ..., status: _Optional[str] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan_name: _Optional[str] = ...) -> None: ...
 
 class ListPaymentsRequest(_message.Message):
     __slots__ = ("limit", "cursor")

@@ -1,0 +1,247 @@
+"""Stripe through the official library: an async StripeClient (httpx, never blocking the event loop)
+whose API base is configurable (STRIPE_API_BASE; tests point it at a local Stripe double), every
+write carrying an Idempotency-Key, answers returned as plain dicts (read by stripe_objects), and
+Stripe's errors turned into domain errors. Webhook signatures are verified here too."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from stripe.params import (
+    CustomerCreateParams,
+    PaymentIntentCreateParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
+from stripe.params.checkout import SessionCreateParams
+
+from services.billing.domain import CreditPack
+from services.billing.stripe_objects import (
+    META_CREDITS,
+    META_PACK,
+    META_PLAN,
+    META_PURCHASE,
+    META_USER,
+)
+from services.kit.errors import InvalidInput, NotFound, Unavailable
+
+log = logging.getLogger("studiox.billing.stripe")
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+TIMEOUT_SECONDS = 20.0
+NETWORK_RETRIES = 2
+UNAVAILABLE = "Payments are temporarily unavailable"
+
+
+class CardDeclined(InvalidInput):
+    """Stripe refused the payment method; `intent` is the PaymentIntent it left behind, if any."""
+
+    def __init__(self, message: str, intent: dict[str, Any] | None) -> None:
+        super().__init__(message)
+        self.intent = intent
+
+
+class StripeObjectNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class ReturnUrls:
+    success: str
+    cancel: str
+
+
+def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """The event, if `signature` (the Stripe-Signature header) is Stripe's signature of exactly
+    `payload` with `secret`, made less than 5 minutes ago; InvalidInput otherwise."""
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+        )
+    except stripe.SignatureVerificationError as err:
+        log.warning("webhook refused: %s", err.user_message)
+        raise InvalidInput("Invalid Stripe signature") from None
+    except (ValueError, TypeError, AttributeError, KeyError):
+        # Signed but not a JSON object (json and utf-8 decoding errors are ValueErrors).
+        raise InvalidInput("Invalid Stripe event payload") from None
+    data: dict[str, Any] = event.to_dict()
+    return data
+
+
+class StripeApi:
+    def __init__(self, secret_key: str, api_base: str | None = None) -> None:
+        self._http = stripe.HTTPXClient(timeout=TIMEOUT_SECONDS)
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+            http_client=self._http,
+            max_network_retries=NETWORK_RETRIES,
+        )
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]
+
+    async def create_customer(self, *, user_id: str, email: str | None, key: str) -> str:
+        params: CustomerCreateParams = {"metadata": {META_USER: user_id}}
+        if email:
+            params["email"] = email
+        customer = await _call(
+            self._client.v1.customers.create_async(params, {"idempotency_key": key})
+        )
+        return str(customer["id"])
+
+    async def checkout_credits(
+        self, *, customer_id: str, user_id: str, pack: CreditPack, urls: ReturnUrls, key: str
+    ) -> dict[str, Any]:
+        metadata = _purchase_metadata(user_id, pack)
+        params: SessionCreateParams = {
+            "mode": "payment",
+            "customer": customer_id,
+            "client_reference_id": user_id,
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": pack.currency,
+                        "unit_amount": pack.price_cents,
+                        "product_data": {"name": f"StudioX {pack.name}"},
+                    },
+                }
+            ],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": {**metadata, META_PURCHASE: "checkout"}},
+            "success_url": urls.success,
+            "cancel_url": urls.cancel,
+        }
+        return await _call(
+            self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+        )
+
+    async def checkout_subscription(
+        self,
+        *,
+        customer_id: str,
+        user_id: str,
+        plan_id: str,
+        price_id: str,
+        urls: ReturnUrls,
+        key: str,
+    ) -> dict[str, Any]:
+        metadata = {META_USER: user_id, META_PLAN: plan_id}
+        params: SessionCreateParams = {
+            "mode": "subscription",
+            "customer": customer_id,
+            "client_reference_id": user_id,
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+            "success_url": urls.success,
+            "cancel_url": urls.cancel,
+        }
+        return await _call(
+            self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+        )
+
+    async def charge_saved_method(
+        self,
+        *,
+        customer_id: str,
+        user_id: str,
+        pack: CreditPack,
+        payment_method_id: str,
+        key: str,
+    ) -> dict[str, Any]:
+        params: PaymentIntentCreateParams = {
+            "amount": pack.price_cents,
+            "currency": pack.currency,
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            "description": f"StudioX {pack.name}",
+            "metadata": {**_purchase_metadata(user_id, pack), META_PURCHASE: "direct"},
+        }
+        return await _call(
+            self._client.v1.payment_intents.create_async(params, {"idempotency_key": key})
+        )
+
+    async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's subscriptions that are not canceled."""
+        params: SubscriptionListParams = {"customer": customer_id, "limit": 100}
+        listed = await _call(self._client.v1.subscriptions.list_async(params))
+        data = listed.get("data")
+        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return await _call(self._client.v1.subscriptions.retrieve_async(subscription_id))
+
+    async def change_subscription_price(
+        self, *, subscription_id: str, item_id: str, price_id: str, key: str
+    ) -> dict[str, Any]:
+        """Swap the subscription's price, prorated and invoiced now; with pending_if_incomplete
+        Stripe applies the change only once that invoice is paid."""
+        params: SubscriptionUpdateParams = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        }
+        return await _call(
+            self._client.v1.subscriptions.update_async(
+                subscription_id, params, {"idempotency_key": key}
+            )
+        )
+
+    async def set_cancel_at_period_end(
+        self, *, subscription_id: str, cancel: bool, key: str
+    ) -> dict[str, Any]:
+        params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
+        return await _call(
+            self._client.v1.subscriptions.update_async(
+                subscription_id, params, {"idempotency_key": key}
+            )
+        )
+
+
+def _purchase_metadata(user_id: str, pack: CreditPack) -> dict[str, str]:
+    return {META_USER: user_id, META_PACK: pack.id, META_CREDITS: str(pack.credits)}
+
+
+async def _call(request: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
+    try:
+        obj = await request
+    except stripe.CardError as err:
+        raise CardDeclined(
+            f"The payment was declined: {err.user_message or 'card declined'}",
+            _error_intent(err),
+        ) from None
+    except stripe.IdempotencyError:
+        raise InvalidInput("Idempotency-Key was already used for a different request") from None
+    except stripe.InvalidRequestError as err:
+        if err.param and err.param.startswith("payment_method"):
+            raise InvalidInput("paymentMethodId is not a usable payment method") from None
+        if err.http_status == 404:
+            raise StripeObjectNotFound("Stripe object not found") from None
+        log.error("Stripe refused a request: %s", err.user_message)
+        raise Unavailable(UNAVAILABLE) from None
+    except (stripe.AuthenticationError, stripe.PermissionError) as err:
+        log.error("Stripe refused the API key: %s", err.user_message)
+        raise Unavailable(UNAVAILABLE) from None
+    except stripe.StripeError as err:
+        log.warning("Stripe unavailable: %r", err)
+        raise Unavailable(UNAVAILABLE) from None
+    data: dict[str, Any] = obj.to_dict()
+    return data
+
+
+def _error_intent(err: stripe.StripeError) -> dict[str, Any] | None:
+    body = err.json_body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("payment_intent"), dict):
+            intent: dict[str, Any] = error["payment_intent"]
+            return intent
+    return None

@@ -1,0 +1,711 @@
+"""A local Stripe double on 127.0.0.1 for the real `stripe` library (pointed at it through
+STRIPE_API_BASE): customers, Checkout Sessions, PaymentIntents and subscriptions over Stripe's
+form-encoded v1 API, with Stripe's error shapes and its Idempotency-Key rules (the same key with the
+same parameters answers the first response again; with other parameters, an idempotency_error).
+
+What Stripe does on its own side (a customer paying on the Checkout page, a renewal, the end of a
+period) is done by test helpers that change the state and queue the events Stripe would send;
+`sign()` signs an event body exactly as Stripe does (`t=<unix>,v1=<hex hmac_sha256>`)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from services.credit.domain import add_months
+
+API_VERSION = "2026-10-28.endive"
+SECRET_KEY = "sk_test_studiox_double"
+WEBHOOK_SECRET = "whsec_studiox_double"
+PRICE_PRO = "price_pro_monthly"
+PRICE_ENTERPRISE = "price_enterprise_monthly"
+# Stripe's test payment methods usable by any customer.
+PM_VISA = "pm_card_visa"
+PM_DECLINED = "pm_card_chargeDeclined"
+PM_3DS = "pm_card_authenticationRequired"
+
+Json = dict[str, Any]
+
+
+class StripeFailure(Exception):
+    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"type": kind, "message": message, **extra}}
+
+
+def not_found(kind: str, object_id: str) -> StripeFailure:
+    return StripeFailure(
+        404,
+        "invalid_request_error",
+        f"No such {kind}: '{object_id}'",
+        code="resource_missing",
+        param="id",
+    )
+
+
+def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header Stripe sends with `payload`."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def parse_form(body: str) -> Json:
+    """Stripe's form encoding (`a[b][0][c]=v`) back into nested dicts and lists."""
+    root: Json = {}
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        parts = re.findall(r"[^\[\]]+", key)
+        node: Any = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    if isinstance(node, dict):
+        converted = {k: _listify(v) for k, v in node.items()}
+        if converted and all(k.isdigit() for k in converted):
+            return [converted[k] for k in sorted(converted, key=int)]
+        return converted
+    return node
+
+
+def _bool(value: Any) -> bool:
+    return str(value).lower() == "true"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    params: Json
+    idempotency_key: str | None
+
+
+class StripeDouble:
+    def __init__(
+        self,
+        *,
+        secret_key: str = SECRET_KEY,
+        webhook_secret: str = WEBHOOK_SECRET,
+        prices: dict[str, int] | None = None,
+    ) -> None:
+        self.secret_key = secret_key
+        self.webhook_secret = webhook_secret
+        self.prices: dict[str, Json] = {
+            price_id: {
+                "id": price_id,
+                "object": "price",
+                "unit_amount": amount,
+                "currency": "usd",
+                "recurring": {"interval": "month", "interval_count": 1},
+                "product": f"prod_{price_id}",
+            }
+            for price_id, amount in (prices or {PRICE_PRO: 1999, PRICE_ENTERPRISE: 9999}).items()
+        }
+        self.customers: dict[str, Json] = {}
+        self.sessions: dict[str, Json] = {}
+        self.intents: dict[str, Json] = {}
+        self.subscriptions: dict[str, Json] = {}
+        self.invoices: dict[str, Json] = {}
+        self.payment_methods: dict[str, str] = {}  # saved pm id -> customer id
+        self.requests: list[Recorded] = []
+        self.outbox: list[Json] = []
+        self._idempotent: dict[str, tuple[str, int, Json]] = {}
+        self._lock = threading.RLock()
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without this, Nagle's algorithm and
+            # delayed ACKs add ~40 ms to every kept-alive request.
+            disable_nagle_algorithm = True
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                url = urlsplit(self.path)
+                status, payload, replayed = double.handle(
+                    self.command,
+                    url.path,
+                    parse_form(body or url.query),
+                    self.headers.get("authorization", ""),
+                    self.headers.get("idempotency-key"),
+                )
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.send_header("request-id", f"req_{secrets.token_hex(6)}")
+                if replayed:
+                    self.send_header("idempotent-replayed", "true")
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    # --- wiring ---
+
+    @contextmanager
+    def running(self) -> Iterator[StripeDouble]:
+        thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+
+    def settings(self) -> dict[str, Any]:
+        """Overrides for tests.support.cluster.make_settings."""
+        return {
+            "stripe_secret_key": self.secret_key,
+            "stripe_webhook_secret": self.webhook_secret,
+            "stripe_api_base": self.url,
+            "stripe_price_pro": PRICE_PRO,
+            "stripe_price_enterprise": PRICE_ENTERPRISE,
+        }
+
+    def environment(self) -> dict[str, str]:
+        """The same, as environment variables (for real processes)."""
+        return {key.upper(): str(value) for key, value in self.settings().items()}
+
+    # --- HTTP ---
+
+    def handle(
+        self, method: str, path: str, params: Json, authorization: str, key: str | None
+    ) -> tuple[int, Json, bool]:
+        with self._lock:
+            self.requests.append(Recorded(method, path, params, key))
+            if authorization != f"Bearer {self.secret_key}":
+                return (
+                    401,
+                    {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}},
+                    False,
+                )
+            fingerprint = json.dumps([method, path, params], sort_keys=True)
+            if method == "POST" and key:
+                seen = self._idempotent.get(key)
+                if seen is not None:
+                    if seen[0] != fingerprint:
+                        return (
+                            400,
+                            {
+                                "error": {
+                                    "type": "idempotency_error",
+                                    "message": "Keys for idempotent requests can only be used "
+                                    "with the same parameters they were first used with.",
+                                }
+                            },
+                            False,
+                        )
+                    return seen[1], copy.deepcopy(seen[2]), True
+            try:
+                status, body = 200, self._route(method, path, params)
+            except StripeFailure as failure:
+                status, body = failure.status, failure.body
+            if method == "POST" and key and status < 500:
+                self._idempotent[key] = (fingerprint, status, copy.deepcopy(body))
+            return status, body, False
+
+    def _route(self, method: str, path: str, params: Json) -> Json:
+        parts = path.strip("/").split("/")
+        if parts[0] != "v1" or len(parts) < 2:
+            raise StripeFailure(404, "invalid_request_error", f"Unrecognized request URL ({path})")
+        resource, rest = "/".join(parts[1:3]), parts[3:]
+        if parts[1] != "checkout":
+            resource, rest = parts[1], parts[2:]
+        match (method, resource, rest):
+            case ("POST", "customers", []):
+                return self._create_customer(params)
+            case ("GET", "customers", [cid]):
+                return self._get(self.customers, "customer", cid)
+            case ("POST", "checkout/sessions", []):
+                return self._create_session(params)
+            case ("GET", "checkout/sessions", [sid]):
+                return self._get(self.sessions, "checkout.session", sid)
+            case ("POST", "payment_intents", []):
+                return self._create_intent(params)
+            case ("GET", "payment_intents", [pid]):
+                return self._get(self.intents, "payment_intent", pid)
+            case ("GET", "subscriptions", []):
+                return self._list_subscriptions(params)
+            case ("GET", "subscriptions", [sub_id]):
+                return self._get(self.subscriptions, "subscription", sub_id)
+            case ("POST", "subscriptions", [sub_id]):
+                return self._update_subscription(sub_id, params)
+            case ("DELETE", "subscriptions", [sub_id]):
+                return self.cancel_now(sub_id)[-1]["data"]["object"]
+        raise StripeFailure(404, "invalid_request_error", f"Unrecognized request URL ({path})")
+
+    @staticmethod
+    def _get(store: dict[str, Json], kind: str, object_id: str) -> Json:
+        if object_id not in store:
+            raise not_found(kind, object_id)
+        return copy.deepcopy(store[object_id])
+
+    # --- objects ---
+
+    @staticmethod
+    def _new_id(prefix: str) -> str:
+        return f"{prefix}_{secrets.token_hex(8)}"
+
+    def _create_customer(self, params: Json) -> Json:
+        customer = {
+            "id": self._new_id("cus"),
+            "object": "customer",
+            "email": params.get("email"),
+            "metadata": params.get("metadata", {}),
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.customers[customer["id"]] = customer
+        self._queue("customer.created", customer)
+        return copy.deepcopy(customer)
+
+    def _customer(self, params: Json) -> str:
+        customer = params.get("customer")
+        if not customer:
+            raise StripeFailure(400, "invalid_request_error", "Missing customer", param="customer")
+        if customer not in self.customers:
+            raise not_found("customer", customer)
+        return str(customer)
+
+    def _create_session(self, params: Json) -> Json:
+        mode = params.get("mode")
+        if mode not in ("payment", "subscription"):
+            raise StripeFailure(400, "invalid_request_error", "Invalid mode", param="mode")
+        if not params.get("success_url"):
+            raise StripeFailure(
+                400, "invalid_request_error", "Missing success_url", param="success_url"
+            )
+        customer = self._customer(params)
+        items = params.get("line_items") or []
+        if not items:
+            raise StripeFailure(
+                400, "invalid_request_error", "Missing line_items", param="line_items"
+            )
+        total = 0
+        for index, item in enumerate(items):
+            quantity = int(item.get("quantity", 1))
+            if "price" in item:
+                price = self.prices.get(item["price"])
+                if price is None:
+                    raise not_found("price", item["price"])
+                if (mode == "subscription") != ("recurring" in price):
+                    raise StripeFailure(
+                        400, "invalid_request_error", "Price/mode mismatch", param="line_items"
+                    )
+                total += price["unit_amount"] * quantity
+            elif mode == "payment" and "price_data" in item:
+                total += int(item["price_data"]["unit_amount"]) * quantity
+            else:
+                raise StripeFailure(
+                    400,
+                    "invalid_request_error",
+                    "line item needs a price",
+                    param=f"line_items[{index}]",
+                )
+        session_id = f"cs_test_{secrets.token_hex(12)}"
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": mode,
+            "status": "open",
+            "payment_status": "unpaid",
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "customer": customer,
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": params.get("metadata", {}),
+            "amount_total": total,
+            "currency": "usd",
+            "payment_intent": None,
+            "subscription": None,
+            "invoice": None,
+            "success_url": params["success_url"],
+            "cancel_url": params.get("cancel_url"),
+            "created": int(time.time()),
+            "expires_at": int(time.time()) + 86400,
+            "livemode": False,
+            # Kept to act on completion (Stripe keeps them too).
+            "_line_items": items,
+            "_payment_intent_data": params.get("payment_intent_data", {}),
+            "_subscription_data": params.get("subscription_data", {}),
+        }
+        self.sessions[session_id] = session
+        return self._public(session)
+
+    @staticmethod
+    def _public(obj: Json) -> Json:
+        return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+
+    def _intent(
+        self, *, amount: int, customer: str, metadata: Json, status: str, pm: str | None
+    ) -> Json:
+        intent_id = self._new_id("pi")
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": amount if status == "succeeded" else 0,
+            "currency": "usd",
+            "customer": customer,
+            "payment_method": pm,
+            "status": status,
+            "metadata": metadata,
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}",
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.intents[intent_id] = intent
+        return intent
+
+    def _create_intent(self, params: Json) -> Json:
+        customer = self._customer(params)
+        amount = int(params.get("amount", 0))
+        if amount < 50:
+            raise StripeFailure(400, "invalid_request_error", "Amount too small", param="amount")
+        pm = params.get("payment_method")
+        known = {PM_VISA, PM_DECLINED, PM_3DS}
+        if pm and pm not in known and self.payment_methods.get(pm) != customer:
+            raise StripeFailure(
+                400,
+                "invalid_request_error",
+                f"No such PaymentMethod: '{pm}'",
+                param="payment_method",
+                code="resource_missing",
+            )
+        confirm = _bool(params.get("confirm"))
+        status = "requires_payment_method" if not pm else "requires_confirmation"
+        intent = self._intent(
+            amount=amount,
+            customer=customer,
+            metadata=params.get("metadata", {}),
+            status=status,
+            pm=pm,
+        )
+        self._queue("payment_intent.created", intent)
+        if confirm and pm:
+            if pm == PM_DECLINED:
+                intent["status"] = "requires_payment_method"
+                intent["last_payment_error"] = {"code": "card_declined"}
+                self._queue("payment_intent.payment_failed", intent)
+                raise StripeFailure(
+                    402,
+                    "card_error",
+                    "Your card was declined.",
+                    code="card_declined",
+                    decline_code="generic_decline",
+                    payment_intent=copy.deepcopy(intent),
+                )
+            if pm == PM_3DS:
+                intent["status"] = "requires_action"
+                intent["next_action"] = {"type": "use_stripe_sdk"}
+            else:
+                intent["status"] = "succeeded"
+                intent["amount_received"] = amount
+                self._queue("payment_intent.succeeded", intent)
+        return copy.deepcopy(intent)
+
+    def _subscription(self, customer: str, price: Json, metadata: Json) -> Json:
+        start = int(time.time())
+        end = _plus_month(start)
+        sub_id = self._new_id("sub")
+        sub = {
+            "id": sub_id,
+            "object": "subscription",
+            "customer": customer,
+            "status": "active",
+            "cancel_at_period_end": False,
+            "canceled_at": None,
+            "ended_at": None,
+            "metadata": metadata,
+            "items": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self._new_id("si"),
+                        "object": "subscription_item",
+                        "price": copy.deepcopy(price),
+                        "quantity": 1,
+                        "current_period_start": start,
+                        "current_period_end": end,
+                    }
+                ],
+            },
+            "latest_invoice": None,
+            "created": start,
+            "livemode": False,
+        }
+        self.subscriptions[sub_id] = sub
+        return sub
+
+    def _item(self, sub: Json) -> Json:
+        item: Json = sub["items"]["data"][0]
+        return item
+
+    def _invoice(self, sub: Json, *, paid: bool, reason: str, amount: int | None = None) -> Json:
+        item = self._item(sub)
+        due = item["price"]["unit_amount"] if amount is None else amount
+        invoice = {
+            "id": self._new_id("in"),
+            "object": "invoice",
+            "customer": sub["customer"],
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": sub["id"],
+                    "metadata": copy.deepcopy(sub["metadata"]),
+                },
+            },
+            "status": "paid" if paid else "open",
+            "billing_reason": reason,
+            "amount_due": due,
+            "amount_paid": due if paid else 0,
+            "currency": "usd",
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self._new_id("il"),
+                        "amount": due,
+                        "period": {
+                            "start": item["current_period_start"],
+                            "end": item["current_period_end"],
+                        },
+                        "pricing": {"price_details": {"price": item["price"]["id"]}},
+                    }
+                ],
+            },
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.invoices[invoice["id"]] = invoice
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    def _list_subscriptions(self, params: Json) -> Json:
+        status = params.get("status")
+
+        def listed(sub: Json) -> bool:
+            if status == "all":
+                return True
+            if status:
+                return bool(sub["status"] == status)
+            return bool(sub["status"] != "canceled")  # Stripe's default
+
+        found = [
+            copy.deepcopy(sub)
+            for sub in self.subscriptions.values()
+            if sub["customer"] == params.get("customer") and listed(sub)
+        ]
+        return {"object": "list", "data": found, "has_more": False, "url": "/v1/subscriptions"}
+
+    def _update_subscription(self, sub_id: str, params: Json) -> Json:
+        sub = self.subscriptions.get(sub_id)
+        if sub is None:
+            raise not_found("subscription", sub_id)
+        if sub["status"] == "canceled":
+            raise StripeFailure(
+                400,
+                "invalid_request_error",
+                "A canceled subscription can only update its cancellation_details and metadata.",
+            )
+        before = copy.deepcopy(sub)
+        if "cancel_at_period_end" in params:
+            sub["cancel_at_period_end"] = _bool(params["cancel_at_period_end"])
+        if "metadata" in params:
+            sub["metadata"] = {**sub["metadata"], **params["metadata"]}
+        proration = None
+        for change in params.get("items", []):
+            item = self._item(sub)
+            if change.get("id") not in (None, item["id"]):
+                raise not_found("subscription_item", change["id"])
+            if "price" in change:
+                price = self.prices.get(change["price"])
+                if price is None:
+                    raise not_found("price", change["price"])
+                old = item["price"]["unit_amount"]
+                item["price"] = copy.deepcopy(price)
+                if params.get("proration_behavior") == "always_invoice":
+                    proration = max(price["unit_amount"] - old, 0)
+        if proration is not None:
+            self._queue(
+                "invoice.paid",
+                self._invoice(sub, paid=True, reason="subscription_update", amount=proration),
+            )
+        changed = {k: before[k] for k in before if before[k] != sub[k]}
+        self._queue("customer.subscription.updated", sub, previous=changed)
+        return copy.deepcopy(sub)
+
+    # --- Stripe's side: what happens outside our API calls ---
+
+    def complete_checkout(self, session_id: str) -> list[Json]:
+        """The customer pays on the Checkout page; returns the events Stripe sends."""
+        with self._lock:
+            session = self.sessions[session_id]
+            assert session["status"] == "open", session["status"]
+            session["status"] = "complete"
+            session["payment_status"] = "paid"
+            events: list[Json] = []
+            if session["mode"] == "payment":
+                intent = self._intent(
+                    amount=session["amount_total"],
+                    customer=session["customer"],
+                    metadata=session["_payment_intent_data"].get("metadata", {}),
+                    status="succeeded",
+                    pm=PM_VISA,
+                )
+                session["payment_intent"] = intent["id"]
+                events.append(self._queue("payment_intent.succeeded", intent))
+            else:
+                price = self.prices[session["_line_items"][0]["price"]]
+                sub = self._subscription(
+                    session["customer"],
+                    price,
+                    session["_subscription_data"].get("metadata", {}),
+                )
+                invoice = self._invoice(sub, paid=True, reason="subscription_create")
+                session["subscription"] = sub["id"]
+                session["invoice"] = invoice["id"]
+                events.append(self._queue("customer.subscription.created", sub))
+                events.append(self._queue("invoice.paid", invoice))
+            events.append(self._queue("checkout.session.completed", self._public(session)))
+            return events
+
+    def authenticate_intent(self, intent_id: str) -> list[Json]:
+        """The customer completes 3-D Secure for a `requires_action` PaymentIntent."""
+        with self._lock:
+            intent = self.intents[intent_id]
+            assert intent["status"] == "requires_action", intent["status"]
+            intent["status"] = "succeeded"
+            intent["amount_received"] = intent["amount"]
+            intent.pop("next_action", None)
+            return [self._queue("payment_intent.succeeded", intent)]
+
+    def expire_checkout(self, session_id: str) -> list[Json]:
+        with self._lock:
+            session = self.sessions[session_id]
+            session["status"] = "expired"
+            return [self._queue("checkout.session.expired", self._public(session))]
+
+    def renew(self, sub_id: str) -> list[Json]:
+        """The billing period ends and the renewal invoice is paid."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            item = self._item(sub)
+            before = copy.deepcopy(item)
+            item["current_period_start"] = item["current_period_end"]
+            item["current_period_end"] = _plus_month(item["current_period_end"])
+            sub["status"] = "active"
+            invoice = self._invoice(sub, paid=True, reason="subscription_cycle")
+            return [
+                self._queue(
+                    "customer.subscription.updated",
+                    sub,
+                    previous={"items": {"data": [before]}},
+                ),
+                self._queue("invoice.paid", invoice),
+            ]
+
+    def fail_renewal(self, sub_id: str) -> list[Json]:
+        """The renewal payment fails: the subscription goes past_due (Stripe retries)."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            item = self._item(sub)
+            item["current_period_start"] = item["current_period_end"]
+            item["current_period_end"] = _plus_month(item["current_period_end"])
+            sub["status"] = "past_due"
+            invoice = self._invoice(sub, paid=False, reason="subscription_cycle")
+            return [
+                self._queue("invoice.payment_failed", invoice),
+                self._queue("customer.subscription.updated", sub, previous={"status": "active"}),
+            ]
+
+    def end_period(self, sub_id: str) -> list[Json]:
+        """The period ends for a subscription set to cancel at period end."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            assert sub["cancel_at_period_end"]
+            return self.cancel_now(sub_id)
+
+    def cancel_now(self, sub_id: str) -> list[Json]:
+        with self._lock:
+            sub = self.subscriptions.get(sub_id)
+            if sub is None:
+                raise not_found("subscription", sub_id)
+            sub["status"] = "canceled"
+            sub["canceled_at"] = sub["ended_at"] = int(time.time())
+            return [self._queue("customer.subscription.deleted", sub)]
+
+    def save_payment_method(self, customer_id: str) -> str:
+        with self._lock:
+            pm = self._new_id("pm")
+            self.payment_methods[pm] = customer_id
+            return pm
+
+    # --- events ---
+
+    def event(
+        self, kind: str, obj: Json, *, previous: Json | None = None, created: int | None = None
+    ) -> Json:
+        data: Json = {"object": self._public(obj)}
+        if previous is not None:
+            data["previous_attributes"] = copy.deepcopy(previous)
+        return {
+            "id": f"evt_{secrets.token_hex(12)}",
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": int(time.time()) if created is None else created,
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": kind,
+        }
+
+    def _queue(self, kind: str, obj: Json, *, previous: Json | None = None) -> Json:
+        event = self.event(kind, obj, previous=previous)
+        self.outbox.append(event)
+        return event
+
+    def take_events(self) -> list[Json]:
+        """Events queued since the last call (what Stripe would deliver), oldest first."""
+        with self._lock:
+            events, self.outbox = self.outbox, []
+            return events
+
+    def writes(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.method in ("POST", "DELETE")]
+
+
+def _plus_month(unix: int) -> int:
+    moment = datetime.fromtimestamp(unix, UTC)
+    return int(add_months(moment, 1).timestamp())
+
+
+def body_of(event: Json) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()

@@ -47,7 +47,7 @@ test-e2e: build/api.pb
 bench: build/api.pb
 	$(BIN)/pytest -q -m bench -s
 
-check: lint typecheck buflint gen-check
+check: lint typecheck buflint gen-check validate-deploy
 
 lint: build/api.pb
 	$(BIN)/ruff format --check .
@@ -65,6 +65,13 @@ buflint: build/api.pb
 
 gen-check: $(STAMP)
 	$(PY) scripts/codegen.py --check
+
+# Deployment files checked without Docker or a cluster: docker-compose.yml against the compose
+# specification schema, deploy/k8s against the Kubernetes schemas, the gateway's rendered Envoy config
+# with `envoy --mode validate`, the Dockerfile's sources (docs/DEPLOY.md).
+.PHONY: validate-deploy
+validate-deploy: build/api.pb
+	$(PY) scripts/validate_deploy.py
 
 # Re-pin every dependency from requirements.in (needs network).
 lock:

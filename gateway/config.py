@@ -6,6 +6,7 @@ values differ.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,8 @@ def render(config: GatewayConfig) -> str:
         admin_port=config.admin_port,
         listen_host=config.listen_host,
         port=config.port,
-        frontend_url=config.frontend_url,
+        # A JSON string is a valid YAML scalar: quotes or newlines in it cannot break the file.
+        frontend_url=json.dumps(config.frontend_url),
         descriptor_path=config.descriptor_path,
         lua_path=config.lua_path,
         max_request_bytes=config.max_request_bytes,

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from jwt import PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
@@ -31,6 +33,7 @@ log = logging.getLogger("studiox.auth")
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 10
 REFETCH_INTERVAL_SECONDS = 30.0
+TOKEN_CACHE_SIZE = 10_000
 JWKS_CACHE_SECONDS = 300
 DEV_KID = "studiox-dev"
 DEV_ISSUER = "https://dev.studiox.local"
@@ -102,15 +105,54 @@ class _Jwks:
             return True
 
 
+class VerifiedTokens:
+    """Tokens already verified, until they expire: a session token is sent with every request of
+    a page, and RS256 verification is the most expensive step of a cheap read. Keyed by the exact
+    token string, bounded, and never trusted past `exp`."""
+
+    def __init__(self, capacity: int = TOKEN_CACHE_SIZE) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+
+    def get(self, token: str) -> Identity | None:
+        item = self._items.get(token)
+        if item is None:
+            return None
+        identity, expires = item
+        if time.time() >= expires:
+            del self._items[token]
+            return None
+        self._items.move_to_end(token)
+        return identity
+
+    def put(self, token: str, identity: Identity) -> None:
+        expires = identity.claims.get("exp")
+        if not isinstance(expires, int | float):
+            return
+        self._items[token] = (identity, float(expires))
+        self._items.move_to_end(token)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+
 class _Refused(Exception):
     """Internal: why a token was refused (logged, never shown)."""
 
 
 def make_authenticator(settings: Settings) -> Callable[[dict[str, str]], Awaitable[Identity]]:
     verifier = TokenVerifier(settings)
+    cache = VerifiedTokens()
 
     async def authenticate(metadata: dict[str, str]) -> Identity:
         token = bearer_token(metadata)
+        known = cache.get(token)
+        if known is not None:
+            return known
+        identity = await _verify(token)
+        cache.put(token, identity)
+        return identity
+
+    async def _verify(token: str) -> Identity:
         if verifier.may_fetch_keys:
             # PyJWKClient fetches synchronously when its cache is cold or stale.
             return await asyncio.to_thread(verifier.verify, token)
@@ -123,18 +165,21 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self._issuer = settings.clerk_issuer.rstrip("/") if settings.clerk_issuer else None
         self._parties = set(settings.clerk_authorized_parties)
+        # Keys are parsed once: parsing a PEM costs more than verifying a signature.
         self._pem_key = (
-            settings.clerk_jwt_key.replace("\\n", "\n") if settings.clerk_jwt_key else None
+            _public_key(settings.clerk_jwt_key.replace("\\n", "\n"))
+            if settings.clerk_jwt_key
+            else None
         )
         jwks_url = settings.clerk_jwks_url or (
             f"{self._issuer}/.well-known/jwks.json" if self._issuer else None
         )
         self._jwks = _Jwks(jwks_url) if jwks_url and not self._pem_key else None
-        self._dev_key: str | None = None
+        self._dev_key: Any = None
         if settings.app_env == "development" and settings.dev_jwt_public_key_file:
             path = Path(settings.dev_jwt_public_key_file)
             if path.exists():
-                self._dev_key = path.read_text()
+                self._dev_key = _public_key(path.read_text())
 
     @property
     def may_fetch_keys(self) -> bool:
@@ -190,3 +235,7 @@ class TokenVerifier:
             name=name if isinstance(name, str) else None,
             claims=claims,
         )
+
+
+def _public_key(pem: str) -> Any:
+    return serialization.load_pem_public_key(pem.encode())

@@ -33,7 +33,9 @@ class Database:
             settings.sqlalchemy_url,
             pool_size=size,
             max_overflow=size,
-            pool_pre_ping=True,
+            # No ping per checkout (a round trip on every request): after a database restart the
+            # first failing statement invalidates the whole pool and later ones reconnect.
+            pool_pre_ping=False,
             pool_recycle=1800,
             # Calendar arithmetic in SQL (monthly resets) must agree with Python's UTC datetimes.
             connect_args={"options": "-c TimeZone=UTC"},

@@ -31,6 +31,7 @@ log = logging.getLogger("studiox.server")
 
 Authenticator = Callable[[dict[str, str]], Awaitable[Identity]]
 HEALTH_PROBE_INTERVAL_SECONDS = 2.0
+SLOW_RPC_SECONDS = 1.0
 
 
 @dataclass
@@ -56,23 +57,34 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self._spec = spec
         self._internal_token = settings.internal_service_token.get_secret_value()
         self._authenticate = spec.authenticate or make_authenticator(settings)
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        method: str = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = details.method
         if method.startswith(("/grpc.health.", "/grpc.reflection.", "/studiox.status.")):
             return handler
+        # Built once per method: the per-call work happens inside `wrapped`.
+        self._wrapped[method] = self._wrap(method, handler)
+        return self._wrapped[method]
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         access = access_for(method, self._spec.access_overrides)
         inner = handler.unary_unary
-        metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            metadata = {
+                k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+            }
             request_id_var.set(metadata.get("x-request-id") or new_request_id())
             set_identity(None)
             started = time.perf_counter()
@@ -101,10 +113,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 labels = (self._spec.name, method, code.name)
                 RPC_DURATION.labels(*labels).observe(elapsed)
                 RPC_TOTAL.labels(*labels).inc()
-                log.info(
-                    "rpc",
-                    extra={"method": method, "code": code.name, "ms": round(elapsed * 1000, 2)},
+                # Every request is in the gateway's access log already; services add a line for
+                # failures and slow calls (and for everything at DEBUG).
+                level = (
+                    logging.INFO
+                    if code is not grpc.StatusCode.OK or elapsed > SLOW_RPC_SECONDS
+                    else logging.DEBUG
                 )
+                if log.isEnabledFor(level):
+                    log.log(
+                        level,
+                        "rpc",
+                        extra={"method": method, "code": code.name, "ms": round(elapsed * 1000, 2)},
+                    )
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
@@ -149,7 +170,14 @@ class RunningServer:
 
 async def start_server(spec: ServiceSpec, settings: Settings, address: str) -> RunningServer:
     """Build, bind and start the server; `address` may use port 0 (the bound port is returned)."""
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(spec, settings)])
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(spec, settings)],
+        options=[
+            # Clients reconnect now and then, so replicas added by a scale-up receive traffic.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
+        ],
+    )
     names = list(spec.register(server))
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -170,6 +198,7 @@ async def start_server(spec: ServiceSpec, settings: Settings, address: str) -> R
         raise RuntimeError(f"could not bind {address}")
     await server.start()
     running = RunningServer(server=server, port=port, health=health, status=status, spec=spec)
+    await health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await _set_health(running, names, serving=True)
     if spec.probe is not None:
         running._probe_task = asyncio.create_task(_watch_dependencies(running, names))
@@ -185,6 +214,11 @@ async def _set_health(running: RunningServer, names: Sequence[str], *, serving: 
     )
     for name in ("", *names):
         await running.health.set(name, value)
+
+
+# A health name that answers SERVING for as long as the process runs, whatever its dependencies:
+# what a liveness probe should ask (restarting a process does not bring a database back).
+LIVENESS = "liveness"
 
 
 async def _watch_dependencies(running: RunningServer, names: Sequence[str]) -> None:

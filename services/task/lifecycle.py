@@ -102,7 +102,9 @@ class TaskLifecycle:
         canonical = check_input(input_data)
         key = check_client_key(client_key)
         fingerprint = request_hash(task_type, canonical)
-        async with self._db.transaction() as conn:
+        # Each statement below is its own transaction: the reservation must be committed before
+        # the ledger is charged.
+        async with self._db.autocommit() as conn:
             task = await store.insert_reserved(
                 conn,
                 task_id=uuid.uuid4(),
@@ -146,13 +148,11 @@ class TaskLifecycle:
                 raise error from err
             log.warning("charge of task %s unconfirmed: %s", task.id, err.code().name)
             raise Unavailable("Credits are temporarily unavailable; please retry") from err
-        async with self._db.transaction() as conn:
-            moved = await store.move_charge(
-                conn, task.id, from_states=[ChargeState.RESERVED], to_state=ChargeState.CHARGED
-            )
-            current = await store.get(conn, task.id)
+        async with self._db.autocommit() as conn:
+            charged = await store.mark_charged(conn, task.id)
+            current = charged or await store.get(conn, task.id)
         assert current is not None
-        if not moved and current.charge_state is not ChargeState.CHARGED:
+        if current.charge_state is not ChargeState.CHARGED:
             # Repair gave this reservation up while we were charging: pay the charge back.
             await self._settle_refund(current)
             raise Unavailable("Task creation was interrupted; no credits were kept")

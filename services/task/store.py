@@ -128,6 +128,23 @@ async def move_charge(
     return bool(result.rowcount)
 
 
+async def mark_charged(conn: AsyncConnection, task_id: uuid.UUID) -> Task | None:
+    """The reservation confirmed by its charge; None when it is no longer a reservation."""
+    row = (
+        await conn.execute(
+            text(
+                f"""
+                UPDATE tasks.tasks SET charge_state = 'charged', updated_at = now()
+                WHERE id = :id AND charge_state = 'reserved'
+                RETURNING {COLUMNS}
+                """
+            ),
+            {"id": task_id},
+        )
+    ).first()
+    return _task(row) if row else None
+
+
 async def delete_reserved(conn: AsyncConnection, task_id: uuid.UUID) -> None:
     await conn.execute(
         text("DELETE FROM tasks.tasks WHERE id = :id AND charge_state = 'reserved'"),

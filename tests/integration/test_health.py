@@ -42,3 +42,13 @@ async def _status(
 ) -> tuple[status_pb2.GetStatusResponse, grpc.aio.UnaryUnaryCall]:
     call = stub.GetStatus(status_pb2.GetStatusRequest(), timeout=5)
     return await call, call
+
+
+async def test_liveness_stays_serving_without_the_database(cluster: Cluster) -> None:
+    """Liveness only says the process is alive (readiness, above, follows dependencies)."""
+    from services.kit.server import LIVENESS
+
+    stub = health_pb2_grpc.HealthStub(cluster.channel("billing"))
+    assert (
+        await stub.Check(health_pb2.HealthCheckRequest(service=LIVENESS), timeout=5)
+    ).status == health_pb2.HealthCheckResponse.SERVING

@@ -69,3 +69,23 @@ def test_dev_key_pair_is_made_once(tmp_path: Path) -> None:
 def test_without_clerk_configuration_nothing_but_dev_tokens_pass() -> None:
     with pytest.raises(Unauthenticated):
         verifier(clerk_issuer=None, clerk_jwt_key=None).verify(DEFAULT_KEY.mint("u"))
+
+
+def test_verified_tokens_expire_and_stay_bounded() -> None:
+    import time
+
+    from services.kit.auth import Identity, VerifiedTokens
+
+    cache = VerifiedTokens(capacity=2)
+    now = int(time.time())
+    fresh = Identity("u1", claims={"exp": now + 60})
+    cache.put("t1", fresh)
+    assert cache.get("t1") == fresh
+    cache.put("t-old", Identity("u2", claims={"exp": now - 1}))
+    assert cache.get("t-old") is None  # never trusted past exp
+    cache.put("t2", Identity("u3", claims={"exp": now + 60}))
+    cache.put("t3", Identity("u4", claims={"exp": now + 60}))
+    assert cache.get("t1") is None  # least recently used went first
+    assert cache.get("t3") is not None
+    cache.put("t4", Identity("u5", claims={}))  # no exp: not cached
+    assert cache.get("t4") is None

@@ -44,8 +44,11 @@ test-integration: build/api.pb
 test-e2e: build/api.pb
 	$(BIN)/pytest -q tests/e2e
 
+# Benchmarks, soak and chaos (several minutes; installs Debian's wrk when missing). Writes
+# docs/PERFORMANCE.md and docs/RELIABILITY.md.
 bench: build/api.pb
-	$(BIN)/pytest -q -m bench -s
+	$(BIN)/pytest -q -m bench -s tests/bench/test_throughput.py \
+		tests/bench/test_reset_scale.py tests/bench/test_reliability.py
 
 check: lint typecheck buflint gen-check validate-deploy
 

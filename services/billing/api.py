@@ -15,7 +15,7 @@ from services.kit.auth import current_identity
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.errors import InvalidInput
-from services.kit.pagination import decode_cursor, encode_cursor, page_limit
+from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
@@ -132,14 +132,15 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.ListPaymentsResponse:
         limit = page_limit(request.limit)
-        page, more = await self._billing.history(
-            current_identity().user_id, limit=limit, before_id=decode_cursor(request.cursor)
+        rows = await self._billing.history(
+            current_identity().user_id, limit=limit + 1, before_id=decode_cursor(request.cursor)
         )
+        page, cursor = page_and_cursor(rows, limit, lambda p: p.id)
         return billing_pb2.ListPaymentsResponse(
             success=True,
             count=len(page),
             payments=[payment_to_proto(p) for p in page],
-            next_cursor=encode_cursor(page[-1].id) if more else "",
+            next_cursor=cursor,
         )
 
     async def HandleWebhook(

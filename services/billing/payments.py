@@ -251,11 +251,10 @@ class Billing:
 
     async def history(
         self, user_id: str, *, limit: int, before_id: int | None
-    ) -> tuple[Sequence[Payment], bool]:
-        """A page of the user's payments, newest first, and whether more follow."""
+    ) -> Sequence[Payment]:
+        """Up to `limit` of the user's payments before `before_id`, newest first."""
         async with self._db.autocommit() as conn:
-            rows = await store.list_payments(conn, user_id, limit=limit + 1, before_id=before_id)
-        return rows[:limit], len(rows) > limit
+            return await store.list_payments(conn, user_id, limit=limit, before_id=before_id)
 
     # --- helpers ---
 

@@ -21,7 +21,7 @@ from services.credit.domain import (
 from services.kit.auth import current_identity
 from services.kit.db import Database
 from services.kit.errors import DomainError, InvalidInput, NotFound
-from services.kit.pagination import decode_cursor, encode_cursor, page_limit
+from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import from_timestamp, to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
@@ -109,12 +109,12 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
             entries = await store.list_entries(
                 conn, current_identity().user_id, limit=limit + 1, before_id=before
             )
-        page = entries[:limit]
+        page, cursor = page_and_cursor(entries, limit, lambda e: e.id)
         return credit_pb2.ListTransactionsResponse(
             success=True,
             count=len(page),
             transactions=[entry_to_proto(e) for e in page],
-            next_cursor=encode_cursor(page[-1].id) if len(entries) > limit else "",
+            next_cursor=cursor,
         )
 
     async def GetNextResetDate(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from services.kit.errors import InvalidInput
+
+T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -37,3 +41,12 @@ def decode_cursor(cursor: str) -> int | None:
     if version != "v1" or position < 0:
         raise InvalidInput("cursor is invalid")
     return position
+
+
+def page_and_cursor(
+    rows: Sequence[T], limit: int, position: Callable[[T], int]
+) -> tuple[list[T], str]:
+    """Rows fetched with `limit + 1`: the extra row only tells that another page follows, and the
+    cursor then points after the page's last row."""
+    page = list(rows[:limit])
+    return page, encode_cursor(position(page[-1])) if len(rows) > limit else ""

@@ -11,7 +11,7 @@ from services.kit.access import Access
 from services.kit.auth import current_identity
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
-from services.kit.pagination import decode_cursor, encode_cursor, page_limit
+from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
@@ -93,12 +93,12 @@ class TaskApi(task_pb2_grpc.TaskServiceServicer):
             tasks = await store.list_for_user(
                 conn, current_identity().user_id, status=status, limit=limit + 1, before_seq=before
             )
-        page = tasks[:limit]
+        page, cursor = page_and_cursor(tasks, limit, lambda t: t.seq)
         return task_pb2.ListTasksResponse(
             success=True,
             count=len(page),
             tasks=[task_to_proto(t) for t in page],
-            next_cursor=encode_cursor(page[-1].seq) if len(tasks) > limit else "",
+            next_cursor=cursor,
         )
 
     async def GetTaskStats(

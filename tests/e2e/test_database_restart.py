@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import httpx
+
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from studiox.task.v1 import task_pb2, task_pb2_grpc
-
 from tests.e2e.test_tasks import grant_purchased
 from tests.support.cluster import INTERNAL_TOKEN
 from tests.support.settlement import settlement_problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 
@@ -73,13 +74,22 @@ def credits_to_proto(account: Account) -> credit_pb2.Credits:
     )
 
 
-def _posting(posting: Posting) -> dict[str, object]:
+PostingResponse = TypeVar(
+    "PostingResponse",
+    credit_pb2.ChargeResponse,
+    credit_pb2.RefundResponse,
+    credit_pb2.GrantResponse,
+)
+
+
+def _posting(response: type[PostingResponse], posting: Posting) -> PostingResponse:
+    """Charge, refund and grant answer alike: the entry, the balance after it, whether applied."""
     metrics.record(posting)
-    return {
-        "entry": entry_to_proto(posting.entry),
-        "remaining_credits": posting.remaining_credits,
-        "applied": posting.applied,
-    }
+    return response(
+        entry=entry_to_proto(posting.entry),
+        remaining_credits=posting.remaining_credits,
+        applied=posting.applied,
+    )
 
 
 class CreditApi(credit_pb2_grpc.CreditServiceServicer):
@@ -152,7 +162,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
             except DomainError as refusal:
                 metrics.REFUSED_CHARGES.labels(refusal.kind.value).inc()
                 raise
-        return credit_pb2.ChargeResponse(**_posting(posting))  # type: ignore[arg-type]
+        return _posting(credit_pb2.ChargeResponse, posting)
 
     async def Refund(
         self, request: credit_pb2.RefundRequest, context: grpc.aio.ServicerContext
@@ -170,7 +180,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
                 key=request.idempotency_key,
                 description=request.description,
             )
-        return credit_pb2.RefundResponse(**_posting(posting))  # type: ignore[arg-type]
+        return _posting(credit_pb2.RefundResponse, posting)
 
     async def Grant(
         self, request: credit_pb2.GrantRequest, context: grpc.aio.ServicerContext
@@ -191,7 +201,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
                 reference=request.reference,
                 description=request.description,
             )
-        return credit_pb2.GrantResponse(**_posting(posting))  # type: ignore[arg-type]
+        return _posting(credit_pb2.GrantResponse, posting)
 
     async def SetPlan(
         self, request: credit_pb2.SetPlanRequest, context: grpc.aio.ServicerContext

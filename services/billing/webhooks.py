@@ -14,10 +14,11 @@ from services.billing import store, stripe_objects
 from services.billing.config import BillingConfig
 from services.billing.domain import PaymentKind, PaymentStatus
 from services.billing.fulfilment import NOT_CONFIGURED, Fulfilment
+from services.billing.metrics import WEBHOOK_EVENTS
 from services.billing.stripe_api import verify_event
 from services.billing.stripe_objects import Event
 from services.kit.db import Database
-from services.kit.errors import NotConfigured
+from services.kit.errors import DomainError, NotConfigured
 
 log = logging.getLogger("studiox.billing.webhooks")
 
@@ -51,20 +52,32 @@ class Webhooks:
         """Verify and process one delivery; returns False for an event processed before."""
         if not self._config.webhook_secret:
             raise NotConfigured(NOT_CONFIGURED)
-        event = stripe_objects.parse_event(
-            verify_event(payload, signature, self._config.webhook_secret)
-        )
+        try:
+            event = stripe_objects.parse_event(
+                verify_event(payload, signature, self._config.webhook_secret)
+            )
+        except DomainError:
+            WEBHOOK_EVENTS.labels("unknown", "rejected").inc()
+            raise
         context = {"event_id": event.id, "event_type": event.type}
-        async with self._db.transaction() as conn:
-            if not await store.record_event(conn, event.id, event.type, event.created):
-                log.info("stripe event already processed", extra=context)
-                return False
-            handler = self._handlers.get(event.type)
-            if handler is None:
-                log.info("stripe event type not handled; acknowledged", extra=context)
-                return True
-            await handler(conn, event)
+        handler = self._handlers.get(event.type)
+        try:
+            async with self._db.transaction() as conn:
+                if not await store.record_event(conn, event.id, event.type, event.created):
+                    log.info("stripe event already processed", extra=context)
+                    WEBHOOK_EVENTS.labels(event.type, "duplicate").inc()
+                    return False
+                if handler is not None:
+                    await handler(conn, event)
+        except Exception:
+            WEBHOOK_EVENTS.labels(event.type, "error").inc()
+            raise
+        if handler is None:
+            log.info("stripe event type not handled; acknowledged", extra=context)
+            WEBHOOK_EVENTS.labels(event.type, "ignored").inc()
+            return True
         log.info("stripe event processed", extra=context)
+        WEBHOOK_EVENTS.labels(event.type, "processed").inc()
         return True
 
     async def _checkout(self, conn: AsyncConnection, event: Event) -> None:

@@ -12,6 +12,7 @@ import time
 import grpc
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 from tests.support.billing import BillingClient, status_of
@@ -89,6 +90,9 @@ async def test_one_event_delivered_100_times_concurrently_grants_once(
     started = await billing.purchase(user, credits=100)
     events = billing.stripe.complete_checkout(started.session_id)
     completed = next(e for e in events if e["type"] == "checkout.session.completed")
+    counted = {
+        o: _events_counted("checkout.session.completed", o) for o in ("processed", "duplicate")
+    }
     # Every event Stripe sent, the completion 100 times at once, then 20 more one by one.
     replies = await asyncio.gather(
         *(billing.deliver(completed) for _ in range(100)),
@@ -104,6 +108,14 @@ async def test_one_event_delivered_100_times_concurrently_grants_once(
     assert _scalar(paid_cluster, purchased, user) == 1
     seen = "SELECT count(*) FROM billing.webhook_events WHERE id = %s"
     assert _scalar(paid_cluster, seen, completed["id"]) == 1
+    assert _events_counted("checkout.session.completed", "processed") == counted["processed"] + 1
+    # 100 at once, once more among all the events, then 20: 121 deliveries, 1 processed.
+    assert _events_counted("checkout.session.completed", "duplicate") == counted["duplicate"] + 120
+
+
+def _events_counted(event_type: str, outcome: str) -> float:
+    labels = {"type": event_type, "outcome": outcome}
+    return REGISTRY.get_sample_value("studiox_webhook_events_total", labels) or 0.0
 
 
 async def test_a_checkout_paid_twice_over_is_granted_under_one_key(
@@ -330,10 +342,13 @@ async def test_unsigned_or_badly_signed_webhooks_are_refused_and_change_nothing(
     events = billing.stripe.complete_checkout(started.session_id)
     completed = next(e for e in events if e["type"] == "checkout.session.completed")
     body = body_of(completed)
-    for name, (payload, signature) in _attacks(body, billing.stripe.webhook_secret).items():
+    rejected = _events_counted("unknown", "rejected")
+    attacks = _attacks(body, billing.stripe.webhook_secret)
+    for name, (payload, signature) in attacks.items():
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await billing.post(payload, signature)
         assert status_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_INPUT"), name
+    assert _events_counted("unknown", "rejected") == rejected + len(attacks)
     assert (await credit.account(user)).current_credits == 10
     seen = "SELECT count(*) FROM billing.webhook_events WHERE id = %s"
     assert _scalar(paid_cluster, seen, completed["id"]) == 0

@@ -1,0 +1,12 @@
+"""Webhook deliveries as Prometheus counters, by event type and what became of them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+WEBHOOK_EVENTS = Counter(
+    "studiox_webhook_events_total",
+    "Stripe webhook deliveries: processed, duplicate, ignored (type not handled), rejected "
+    "(signature or payload), error (effect failed; Stripe retries)",
+    ["type", "outcome"],
+)

@@ -10,7 +10,6 @@ import secrets
 import time
 
 import grpc
-import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
@@ -22,16 +21,8 @@ from tests.support.stripe_double import PM_3DS, PM_DECLINED, PM_VISA, body_of, s
 from tests.support.tokens import DEFAULT_KEY, bearer, new_user_id
 
 
-def _scalar(cluster: Cluster, sql: str, *params: object) -> int:
-    with psycopg.connect(cluster.settings.database_url) as conn:
-        row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def _grants(cluster: Cluster, user: str, key: str) -> int:
-    return _scalar(
-        cluster,
+    return cluster.scalar(
         "SELECT count(*) FROM credit.entries WHERE user_id = %s AND idempotency_key = %s",
         user,
         key,
@@ -105,9 +96,9 @@ async def test_one_event_delivered_100_times_concurrently_grants_once(
     assert (account.current_credits, account.purchased_credits) == (110, 100)
     assert _grants(paid_cluster, user, f"stripe:checkout:{started.session_id}") == 1
     purchased = "SELECT count(*) FROM credit.entries WHERE user_id = %s AND purchased_delta > 0"
-    assert _scalar(paid_cluster, purchased, user) == 1
+    assert paid_cluster.scalar(purchased, user) == 1
     seen = "SELECT count(*) FROM billing.webhook_events WHERE id = %s"
-    assert _scalar(paid_cluster, seen, completed["id"]) == 1
+    assert paid_cluster.scalar(seen, completed["id"]) == 1
     assert _events_counted("checkout.session.completed", "processed") == counted["processed"] + 1
     # 100 at once, once more among all the events, then 20: 121 deliveries, 1 processed.
     assert _events_counted("checkout.session.completed", "duplicate") == counted["duplicate"] + 120
@@ -244,7 +235,7 @@ async def test_one_stripe_customer_per_user_even_under_concurrency(
     ]
     assert len(ours) == 1
     rows = "SELECT count(*) FROM billing.customers WHERE user_id = %s"
-    assert _scalar(paid_cluster, rows, user) == 1
+    assert paid_cluster.scalar(rows, user) == 1
     await billing.purchase(user, pack_id="credits_50")
     assert (
         len(
@@ -267,7 +258,7 @@ async def test_a_repeated_idempotency_key_returns_the_same_checkout(
     again = await billing.purchase(user, pack_id="credits_50", key=key)
     assert again.session_id == first.session_id
     assert (
-        _scalar(paid_cluster, "SELECT count(*) FROM billing.payments WHERE user_id = %s", user) == 1
+        paid_cluster.scalar("SELECT count(*) FROM billing.payments WHERE user_id = %s", user) == 1
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await billing.purchase(user, pack_id="credits_100", key=key)
@@ -351,7 +342,7 @@ async def test_unsigned_or_badly_signed_webhooks_are_refused_and_change_nothing(
     assert _events_counted("unknown", "rejected") == rejected + len(attacks)
     assert (await credit.account(user)).current_credits == 10
     seen = "SELECT count(*) FROM billing.webhook_events WHERE id = %s"
-    assert _scalar(paid_cluster, seen, completed["id"]) == 0
+    assert paid_cluster.scalar(seen, completed["id"]) == 0
     # The genuine delivery still works afterwards: the attempts consumed nothing.
     await billing.deliver(completed)
     assert (await credit.account(user)).current_credits == 20
@@ -376,7 +367,7 @@ async def test_unknown_event_types_are_acknowledged_and_recorded(
     assert (await billing.deliver(event)).received
     assert (await billing.deliver(event)).received
     seen = "SELECT count(*) FROM billing.webhook_events WHERE id = %s AND type = %s"
-    assert _scalar(paid_cluster, seen, event["id"], event["type"]) == 1
+    assert paid_cluster.scalar(seen, event["id"], event["type"]) == 1
 
 
 async def test_paid_operations_without_stripe_are_not_configured(cluster: Cluster) -> None:

@@ -5,7 +5,6 @@ Free happens at the period's end, and late or out-of-order events cannot put bac
 from __future__ import annotations
 
 import grpc
-import psycopg
 import pytest
 
 from tests.support.billing import BillingClient, status_of
@@ -33,11 +32,7 @@ def period_end(billing: BillingClient, sub_id: str) -> int:
 
 
 def _entries(cluster: Cluster, user: str) -> int:
-    with psycopg.connect(cluster.settings.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM credit.entries WHERE user_id = %s", (user,))
-        found = row.fetchone()
-    assert found is not None
-    return int(found[0])
+    return cluster.scalar("SELECT count(*) FROM credit.entries WHERE user_id = %s", user)
 
 
 async def test_upgrade_to_pro_applies_only_after_stripe_confirms(

@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import psycopg
-
 from tests.support.cluster import INTERNAL_TOKEN, Cluster
 from tests.support.credit import FREE, CreditClient
 
@@ -35,17 +33,13 @@ async def test_ledger_verify_exits_nonzero_on_any_difference(
     assert "0 difference(s)" in clean.stdout
 
     user = await credit.open_account(FREE)
-    with psycopg.connect(cluster.settings.database_url, autocommit=True) as conn:
-        conn.execute("UPDATE credit.accounts SET allowance_balance = 3 WHERE user_id = %s", (user,))
+    cluster.sql("UPDATE credit.accounts SET allowance_balance = 3 WHERE user_id = %s", user)
     try:
         broken = await _verify_cli(cluster)
         assert broken.returncode == 1
         assert f"{user}: allowance: balance 3, ledger 10" in broken.stdout
     finally:
-        with psycopg.connect(cluster.settings.database_url, autocommit=True) as conn:
-            conn.execute(
-                "UPDATE credit.accounts SET allowance_balance = 10 WHERE user_id = %s", (user,)
-            )
+        cluster.sql("UPDATE credit.accounts SET allowance_balance = 10 WHERE user_id = %s", user)
 
 
 async def test_ledger_verify_reports_an_unreachable_service(cluster: Cluster) -> None:

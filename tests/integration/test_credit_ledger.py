@@ -8,12 +8,10 @@ import random
 import grpc
 import pytest
 
+from services.kit.grpc_errors import reason_of
 from studiox.credit.v1 import credit_pb2
+from tests.support.cluster import internal_metadata
 from tests.support.credit import ENTERPRISE, FREE, CreditClient
-
-
-def reason(err: grpc.aio.AioRpcError) -> str | None:
-    return dict(err.trailing_metadata() or ()).get("x-error-reason")
 
 
 async def assert_ledger_verifies(credit: CreditClient) -> None:
@@ -47,7 +45,7 @@ async def test_200_concurrent_charges_on_37_credits(credit: CreditClient) -> Non
     assert len(ok) == 37
     assert len(errors) == 163
     assert {e.code() for e in errors} == {grpc.StatusCode.FAILED_PRECONDITION}
-    assert {reason(e) for e in errors} == {"INSUFFICIENT_CREDITS"}
+    assert {reason_of(e) for e in errors} == {"INSUFFICIENT_CREDITS"}
     assert "Insufficient credits. Required: 1, Available: 0" in {e.details() for e in errors}
     account = await credit.account(user)
     assert (account.current_credits, account.allowance_credits, account.purchased_credits) == (
@@ -109,7 +107,7 @@ async def test_feature_outside_the_plan_is_refused(credit: CreditClient) -> None
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await credit.charge(user, 3, key="adv", feature="advanced_editing")
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert reason(err.value) == "FEATURE_NOT_IN_PLAN"
+    assert reason_of(err.value) == "FEATURE_NOT_IN_PLAN"
     assert (await credit.account(user)).current_credits == 10
 
 
@@ -144,7 +142,7 @@ async def test_refund_returns_exactly_what_was_charged_once(credit: CreditClient
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await credit.refund(user, "task-1", key="refund-2:task-1")
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert reason(err.value) == "INVALID_STATE"
+    assert reason_of(err.value) == "INVALID_STATE"
     await assert_ledger_verifies(credit)
 
 
@@ -189,8 +187,6 @@ async def test_refund_needs_an_existing_charge(credit: CreditClient) -> None:
 async def test_bad_charge_requests_are_invalid(
     credit: CreditClient, request_: credit_pb2.ChargeRequest
 ) -> None:
-    from tests.support.cluster import internal_metadata
-
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await credit.stub.Charge(request_, metadata=internal_metadata())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -6,7 +6,6 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import grpc
-import psycopg
 import pytest
 
 from services.credit.domain import add_months, period_containing
@@ -17,17 +16,9 @@ from tests.support.credit import FREE, CreditClient
 from tests.support.tokens import DEFAULT_KEY, bearer
 
 
-def _sql(cluster: Cluster, statement: str, *params: object) -> list[tuple[object, ...]]:
-    url = cluster.settings.database_url
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(statement, params)
-        return cur.fetchall() if cur.description else []
-
-
 def _backdate(cluster: Cluster, user: str, anchor: datetime) -> None:
     """Pretend the account's schedule started at `anchor` and its first reset is overdue."""
-    _sql(
-        cluster,
+    cluster.sql(
         "UPDATE credit.accounts SET reset_anchor = %s, period_started_at = %s, credit_reset_at = %s"
         " WHERE user_id = %s",
         anchor,
@@ -65,8 +56,7 @@ async def test_reset_expires_allowance_keeps_purchased_and_is_idempotent(
     got = account.credit_reset_at.ToDatetime(tzinfo=UTC)
     assert abs(got - add_months(anchor, 2)) < timedelta(milliseconds=1)
 
-    kinds = _sql(
-        cluster,
+    kinds = cluster.sql(
         "SELECT kind, amount FROM credit.entries WHERE user_id = %s AND idempotency_key LIKE 'reset:%%'"
         " ORDER BY id",
         user,
@@ -75,8 +65,7 @@ async def test_reset_expires_allowance_keeps_purchased_and_is_idempotent(
 
     await _reset_all(credit)  # nothing is due any more: a rerun changes nothing
     assert (await credit.account(user)).allowance_credits == 10
-    rerun = _sql(
-        cluster,
+    rerun = cluster.sql(
         "SELECT count(*) FROM credit.entries WHERE user_id = %s AND idempotency_key LIKE 'reset:%%'",
         user,
     )
@@ -97,8 +86,7 @@ async def test_reset_catches_up_missed_periods(cluster: Cluster, credit: CreditC
     got = account.credit_reset_at.ToDatetime(tzinfo=UTC)
     assert abs(got - add_months(anchor, 4)) < timedelta(milliseconds=1)
     assert got > now
-    grants = _sql(
-        cluster,
+    grants = cluster.sql(
         "SELECT count(*) FROM credit.entries WHERE user_id = %s AND kind = 'grant'"
         " AND idempotency_key LIKE 'reset:%%'",
         user,
@@ -141,13 +129,13 @@ async def test_sql_schedule_matches_the_domain_rule(cluster: Cluster, credit: Cr
 
 async def test_verify_reports_a_tampered_balance(cluster: Cluster, credit: CreditClient) -> None:
     user = await credit.open_account(FREE)
-    _sql(cluster, "UPDATE credit.accounts SET purchased_balance = 99 WHERE user_id = %s", user)
+    cluster.sql("UPDATE credit.accounts SET purchased_balance = 99 WHERE user_id = %s", user)
     try:
         report = await credit.verify()
         problems = {(d.user_id, d.problem, d.balance, d.ledger_sum) for d in report.differences}
         assert (user, "purchased", 99, 0) in problems
     finally:
-        _sql(cluster, "UPDATE credit.accounts SET purchased_balance = 0 WHERE user_id = %s", user)
+        cluster.sql("UPDATE credit.accounts SET purchased_balance = 0 WHERE user_id = %s", user)
     assert list((await credit.verify()).differences) == []
 
 

@@ -6,19 +6,12 @@ import asyncio
 import uuid
 
 import grpc
-import psycopg
 import pytest
 
 from studiox.task.v1 import task_pb2
 from tests.support.cluster import Cluster, internal_metadata
 from tests.support.credit import FREE, CreditClient
 from tests.support.tasks import TaskClient
-
-
-def sql(cluster: Cluster, statement: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(cluster.settings.database_url, autocommit=True) as conn:
-        cur = conn.execute(statement, params)
-        return cur.fetchall() if cur.description else []
 
 
 async def new_user(credit: CreditClient, cluster: Cluster, purchased: int = 0) -> TaskClient:
@@ -69,8 +62,7 @@ async def test_expired_leases_requeue_then_fail_with_refund(
     for attempt in range(1, 4):
         got = await claim(tasks, 100)
         assert [t.id for t in got.tasks] == [created.task.id], attempt
-        sql(
-            cluster,
+        cluster.sql(
             "UPDATE tasks.tasks SET lease_expires_at = now() - interval '1 second' WHERE id = %s",
             created.task.id,
         )
@@ -107,8 +99,7 @@ async def test_tasks_are_claimed_only_once_charged(cluster: Cluster, credit: Cre
     tasks = await new_user(credit, cluster)
     await drain(tasks)
     task_id = uuid.uuid4()
-    sql(
-        cluster,
+    cluster.sql(
         "INSERT INTO tasks.tasks (id, user_id, type, status, credits_cost, charge_state)"
         " VALUES (%s, %s, 'image_analysis', 'pending', 1, 'reserved')",
         task_id,
@@ -122,8 +113,7 @@ def _reserve(
 ) -> uuid.UUID:
     """A task row as a crash would leave it, older than any in-flight creation."""
     task_id = uuid.uuid4()
-    sql(
-        cluster,
+    cluster.sql(
         "INSERT INTO tasks.tasks (id, user_id, type, status, credits_cost, charge_state, updated_at)"
         " VALUES (%s, %s, 'video_generation', %s, 5, %s, now() - interval '10 minutes')",
         task_id,
@@ -135,7 +125,7 @@ def _reserve(
 
 
 def _charge_state(cluster: Cluster, task_id: uuid.UUID) -> tuple[object, ...]:
-    return sql(cluster, "SELECT status, charge_state FROM tasks.tasks WHERE id = %s", task_id)[0]
+    return cluster.sql("SELECT status, charge_state FROM tasks.tasks WHERE id = %s", task_id)[0]
 
 
 async def test_repair_settles_every_crash_point(cluster: Cluster, credit: CreditClient) -> None:
@@ -154,8 +144,7 @@ async def test_repair_settles_every_crash_point(cluster: Cluster, credit: Credit
 
     # An in-flight creation (young reservation) is left alone.
     young = uuid.uuid4()
-    sql(
-        cluster,
+    cluster.sql(
         "INSERT INTO tasks.tasks (id, user_id, type, status, credits_cost, charge_state)"
         " VALUES (%s, %s, 'image_analysis', 'pending', 1, 'reserved')",
         young,

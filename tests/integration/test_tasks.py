@@ -6,23 +6,14 @@ import asyncio
 from typing import Any
 
 import grpc
-import psycopg
 import pytest
 
+from services.kit.grpc_errors import reason_of
 from studiox.credit.v1 import credit_pb2
 from studiox.task.v1 import task_pb2
 from tests.support.cluster import Cluster, internal_metadata
 from tests.support.credit import FREE, PRO, CreditClient
 from tests.support.tasks import TaskClient, struct
-
-
-def reason(err: grpc.aio.AioRpcError) -> str | None:
-    return dict(err.trailing_metadata() or ()).get("x-error-reason")
-
-
-def rows(cluster: Cluster, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(cluster.settings.database_url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def user_with(
@@ -44,16 +35,14 @@ async def test_100_concurrent_video_creates_on_37_credits(
         try:
             await tasks.create("video_generation", prompt="a cat")
         except grpc.aio.AioRpcError as err:
-            return reason(err)
+            return reason_of(err)
         return None
 
     results = await asyncio.gather(*(one() for _ in range(100)))
     assert results.count(None) == 7
     assert results.count("INSUFFICIENT_CREDITS") == 93
     assert (await credit.account(tasks.user)).current_credits == 2
-    assert rows(cluster, "SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [
-        (7,)
-    ]
+    assert cluster.sql("SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [(7,)]
     assert list((await credit.verify()).differences) == []
 
 
@@ -99,14 +88,12 @@ async def test_refused_creates_change_nothing(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await tasks.create(task_type, **input_data)
     assert err.value.code() == code
-    assert reason(err.value) == why
+    assert reason_of(err.value) == why
     if task_type == "image_upscaling":
         assert (
             "Valid types: image_analysis, video_generation, advanced_editing" in err.value.details()
         )
-    assert rows(cluster, "SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [
-        (0,)
-    ]
+    assert cluster.sql("SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [(0,)]
     assert (await credit.account(tasks.user)).current_credits == 10
 
 
@@ -115,11 +102,9 @@ async def test_insufficient_credits_leave_no_task(cluster: Cluster, credit: Cred
     await tasks.create("image_analysis")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await tasks.create("video_generation")
-    assert reason(err.value) == "INSUFFICIENT_CREDITS"
+    assert reason_of(err.value) == "INSUFFICIENT_CREDITS"
     assert err.value.details() == "Insufficient credits. Required: 5, Available: 3"
-    assert rows(cluster, "SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [
-        (1,)
-    ]
+    assert cluster.sql("SELECT count(*) FROM tasks.tasks WHERE user_id = %s", tasks.user) == [(1,)]
 
 
 async def test_idempotency_key_makes_retries_return_the_same_task(
@@ -203,10 +188,10 @@ async def test_status_endpoint_is_for_workers(cluster: Cluster, credit: CreditCl
             grpc.StatusCode.FAILED_PRECONDITION,
             grpc.StatusCode.INVALID_ARGUMENT,
         )
-        assert reason(bad.value) in ("INVALID_STATE", "INVALID_INPUT")
+        assert reason_of(bad.value) in ("INVALID_STATE", "INVALID_INPUT")
     with pytest.raises(grpc.aio.AioRpcError) as done_cancel:
         await tasks.cancel(created.task.id)
-    assert reason(done_cancel.value) == "INVALID_STATE"
+    assert reason_of(done_cancel.value) == "INVALID_STATE"
     assert (await credit.account(tasks.user)).current_credits == 5
 
 
@@ -225,7 +210,7 @@ async def test_failure_refunds_automatically(cluster: Cluster, credit: CreditCli
     assert (await credit.account(tasks.user)).current_credits == 10
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await tasks.cancel(created.task.id)
-    assert reason(err.value) == "INVALID_STATE"
+    assert reason_of(err.value) == "INVALID_STATE"
 
 
 async def test_list_stats_and_pagination(cluster: Cluster, credit: CreditClient) -> None:

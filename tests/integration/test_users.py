@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-import psycopg
 import pytest
 
 from studiox.user.v1 import user_pb2, user_pb2_grpc
@@ -16,13 +15,6 @@ from tests.support.tokens import DEFAULT_KEY, bearer, new_user_id
 
 def stub(cluster: Cluster) -> user_pb2_grpc.UserServiceStub:
     return user_pb2_grpc.UserServiceStub(cluster.channel("user"))
-
-
-def _count(cluster: Cluster, sql: str, user: str) -> int:
-    with psycopg.connect(cluster.settings.database_url) as conn:
-        row = conn.execute(sql, (user,)).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 async def test_initialize_places_a_new_user_on_free_with_10_credits(
@@ -69,9 +61,9 @@ async def test_20_concurrent_initializations_make_one_user_and_one_grant(
     )
     assert sum(r.created for r in replies) == 1
     assert {r.user.id for r in replies} == {user}
-    assert _count(cluster, "SELECT count(*) FROM users.users WHERE id = %s", user) == 1
+    assert cluster.scalar("SELECT count(*) FROM users.users WHERE id = %s", user) == 1
     grants = "SELECT count(*) FROM credit.entries WHERE user_id = %s AND kind = 'grant'"
-    assert _count(cluster, grants, user) == 1
+    assert cluster.scalar(grants, user) == 1
     assert (await credit.account(user)).current_credits == 10
     assert list((await credit.verify()).differences) == []
 
@@ -97,8 +89,7 @@ async def test_me_initializes_from_token_claims(cluster: Cluster, credit: Credit
 async def test_me_finishes_a_half_done_signup(cluster: Cluster, credit: CreditClient) -> None:
     """A crash after the profile row but before the credit account is settled by the next call."""
     user = new_user_id()
-    with psycopg.connect(cluster.settings.database_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO users.users (id, email) VALUES (%s, 'half@example.com')", (user,))
+    cluster.sql("INSERT INTO users.users (id, email) VALUES (%s, 'half@example.com')", user)
     reply = await stub(cluster).GetMe(
         user_pb2.GetMeRequest(), metadata=bearer(DEFAULT_KEY.mint(user))
     )
@@ -129,7 +120,7 @@ async def test_bad_input_is_refused_and_creates_nothing(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub(cluster).InitializeUser(request, metadata=bearer(DEFAULT_KEY.mint(user)))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _count(cluster, "SELECT count(*) FROM users.users WHERE id = %s", user) == 0
+    assert cluster.scalar("SELECT count(*) FROM users.users WHERE id = %s", user) == 0
 
 
 async def test_get_user_is_internal(cluster: Cluster) -> None:

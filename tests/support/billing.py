@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from google.api import httpbody_pb2
 
+from services.kit.grpc_errors import reason_of
 from services.kit.migrate import upgrade_all
 from services.kit.settings import ServiceName, Settings
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -104,6 +105,4 @@ class BillingClient:
 
 
 def status_of(err: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str | None]:
-    trailers = dict(err.trailing_metadata() or ())
-    reason = trailers.get("x-error-reason")
-    return err.code(), reason if isinstance(reason, str) else None
+    return err.code(), reason_of(err)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import psycopg
 
 from services.kit.access import INTERNAL_TOKEN_HEADER
 from services.kit.migrate import upgrade_all
@@ -57,6 +58,17 @@ class Cluster:
     async def stop(self, name: ServiceName, grace: float = 1.0) -> None:
         server = self.servers.pop(name)
         await server.stop(grace)
+
+    def sql(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
+        """Run one statement on the cluster's database (autocommit); its rows, if any."""
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def scalar(self, statement: str, *params: object) -> int:
+        rows = self.sql(statement, *params)
+        assert rows, statement
+        return int(rows[0][0])
 
     def channel(self, name: ServiceName) -> grpc.aio.Channel:
         if name not in self._channels:

@@ -13,6 +13,18 @@ from services.kit.transport import HTTP_STATUS_HEADER
 from studiox.status.v1 import status_pb2, status_pb2_grpc
 
 CHECK_TIMEOUT_SECONDS = 1.0
+UNREACHABLE = "UNREACHABLE"
+
+
+async def health_of(channel: grpc.aio.Channel, deadline: float = CHECK_TIMEOUT_SECONDS) -> str:
+    """grpc.health.v1 status name of the server behind `channel`, or UNREACHABLE."""
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=deadline
+        )
+    except grpc.aio.AioRpcError:
+        return UNREACHABLE
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
@@ -20,26 +32,19 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         self._settings = settings
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
 
-    def _stub(self, service: ServiceName) -> health_pb2_grpc.HealthStub:
+    def _channel(self, service: ServiceName) -> grpc.aio.Channel:
+        # Plain channels, not ServiceChannels: a status check must fail fast, not wait for a
+        # restarting peer.
         channel = self._channels.get(service)
         if channel is None:
             channel = grpc.aio.insecure_channel(self._settings.channel_target(service))
             self._channels[service] = channel
-        return health_pb2_grpc.HealthStub(channel)
-
-    async def _check(self, service: ServiceName) -> str:
-        try:
-            reply = await self._stub(service).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=CHECK_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError:
-            return "UNREACHABLE"
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+        return channel
 
     async def GetStatus(
         self, request: status_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> status_pb2.GetStatusResponse:
-        results = await asyncio.gather(*(self._check(s) for s in SERVICE_NAMES))
+        results = await asyncio.gather(*(health_of(self._channel(s)) for s in SERVICE_NAMES))
         services: dict[str, str] = dict(zip(SERVICE_NAMES, results, strict=True))
         healthy = all(v == "SERVING" for v in services.values())
         if not healthy:

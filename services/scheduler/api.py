@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.errors import Unavailable
 from services.kit.server import ServiceSpec
 from services.kit.settings import ServiceName, Settings
 from services.kit.spec import ServiceExtras, database_service
+from services.kit.status import UNREACHABLE, health_of
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.jobs import JobRunner, Jobs
 from services.scheduler.leader import LeaderLock
@@ -24,12 +22,10 @@ PROBE_TIMEOUT_SECONDS = 1.5
 
 
 async def _serving(channels: ServiceChannels, service: ServiceName) -> None:
-    stub = health_pb2_grpc.HealthStub(channels.channel(service))
-    try:
-        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_SECONDS)
-    except grpc.aio.AioRpcError as err:
-        raise Unavailable(f"{service} unreachable") from err
-    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+    status = await health_of(channels.channel(service), PROBE_TIMEOUT_SECONDS)
+    if status == UNREACHABLE:
+        raise Unavailable(f"{service} unreachable")
+    if status != "SERVING":
         raise Unavailable(f"{service} not serving")
 
 

@@ -108,7 +108,6 @@ def run(settings: StackSettings) -> int:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     if settings.uses_embedded_postgres:
         settings.embedded.init()
-    render_gateway(settings)
     env = child_environment(settings)
     manager = Manager()
     for proc in [*processes(settings), Process("ready", studiox("dev", "banner"))]:

@@ -16,7 +16,7 @@ from typing import IO
 
 import httpx
 
-from devstack.stack import Process, StackSettings, child_environment, processes, render_gateway
+from devstack.stack import Process, StackSettings, child_environment, processes
 from services.kit.settings import SERVICE_NAMES
 from tests.support.cluster import INTERNAL_TOKEN
 from tests.support.ports import free_port
@@ -88,7 +88,6 @@ class Stack:
         started = time.monotonic()
         if self.settings.uses_embedded_postgres:
             self.settings.embedded.init()
-        render_gateway(self.settings)
         for name in self.commands:
             self.start_process(name)
         self.wait_healthy(timeout)

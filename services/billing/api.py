@@ -173,7 +173,7 @@ def build_spec(settings: Settings) -> ServiceSpec:
     )
 
     def servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
-        fulfilment = Fulfilment(Ledger(channels), stripe, config)
+        fulfilment = Fulfilment(db, Ledger(channels), stripe, config)
         billing = Billing(db, Ledger(channels), fulfilment, stripe, config)
         webhooks = Webhooks(db, fulfilment, config)
         services = billing_pb2.DESCRIPTOR.services_by_name

@@ -1,11 +1,17 @@
 """What billing does once Stripe has confirmed something: credit purchases granted, plans placed on
-the credit account. Every step runs on the caller's transaction (a webhook's, which also records the
-event id) and calls the credit service with an idempotency key that names the purchase or the plan
-change, so a repeat of anything (a redelivered event, a crash before commit, the PaymentIntent path
-and the webhook path reporting the same payment) changes the ledger once."""
+the credit account, duplicate subscriptions undone. An event is only ever a trigger: what it names
+is checked against our records (the order we started, the customer we have for the user) and read
+back from Stripe's API before anything happens; a mismatch is `Refused` (acknowledged, changes
+nothing).
+
+Every step runs on the caller's transaction (a webhook's, which also records the event id) and calls
+the credit service with an idempotency key that names the purchase or the plan change, so a repeat
+of anything (a redelivered event, a crash before commit, the PaymentIntent path and the webhook path
+reporting the same payment) changes the ledger once."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -15,18 +21,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.billing import store, stripe_objects
 from services.billing.config import BillingConfig
 from services.billing.domain import (
+    Invoice,
+    Order,
+    OrderAction,
+    OrderKind,
     PaymentKind,
     PaymentStatus,
     Plan,
     PlanPlacement,
-    Purchase,
+    Refused,
+    StripePayment,
     Subscription,
-    desired_placement,
+    checkout_grant_key,
+    intent_grant_key,
+    keep_one,
     placement_changed,
+    placement_for,
     plan_change_key,
+    plan_terms,
+    purchase_problems,
 )
-from services.billing.stripe_api import StripeApi, StripeObjectNotFound
+from services.billing.stripe_api import StripeApi, StripeObjectNotFound, StripeRefusedRequest
 from services.kit.clients import ServiceChannels, domain_error
+from services.kit.db import Database
 from services.kit.errors import ErrorKind, NotConfigured, NotFound
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
@@ -53,16 +70,16 @@ class Ledger:
                 raise NotFound("Credit account not found; initialize the user first") from err
             raise error from err
 
-    async def grant(self, user_id: str, purchase: Purchase) -> bool:
+    async def grant(self, user_id: str, credits: int, key: str, reference: str) -> bool:
         try:
             reply = await self._stub.Grant(
                 credit_pb2.GrantRequest(
                     user_id=user_id,
-                    amount=purchase.credits,
+                    amount=credits,
                     bucket=credit_pb2.BUCKET_PURCHASED,
-                    idempotency_key=purchase.grant_key,
-                    reference=purchase.stripe_id,
-                    description=f"Purchased {purchase.credits} credits",
+                    idempotency_key=key,
+                    reference=reference,
+                    description=f"Purchased {credits} credits",
                 ),
                 timeout=CREDIT_TIMEOUT_SECONDS,
             )
@@ -71,14 +88,15 @@ class Ledger:
         return bool(reply.applied)
 
     async def set_plan(
-        self, user_id: str, plan: Plan, key: str, period_end: datetime | None
+        self, user_id: str, plan: Plan, key: str, period_end: datetime | None, *, paid: bool
     ) -> None:
+        allowance, unlimited = plan_terms(plan, paid)
         request = credit_pb2.SetPlanRequest(
             user_id=user_id,
             terms=credit_pb2.PlanTerms(
                 plan_name=plan.id,
-                monthly_allowance=plan.monthly_credits,
-                is_unlimited=plan.is_unlimited,
+                monthly_allowance=allowance,
+                is_unlimited=unlimited,
                 features=plan.features,
             ),
             idempotency_key=key,
@@ -93,80 +111,204 @@ class Ledger:
             raise domain_error(err) from err
 
 
+def grant_key(payment: StripePayment) -> str:
+    if payment.action is OrderAction.CHECKOUT:
+        return checkout_grant_key(payment.id)
+    return intent_grant_key(payment.id)
+
+
 class Fulfilment:
-    def __init__(self, ledger: Ledger, stripe: StripeApi | None, config: BillingConfig) -> None:
+    def __init__(
+        self, db: Database, ledger: Ledger, stripe: StripeApi | None, config: BillingConfig
+    ) -> None:
+        self._db = db
         self._ledger = ledger
         self._stripe = stripe
         self._config = config
 
-    async def purchase(
-        self,
-        conn: AsyncConnection,
-        purchase: Purchase,
-        user_id: str | None = None,
-        *,
-        grant: bool = True,
+    def _require_stripe(self) -> StripeApi:
+        if self._stripe is None:
+            raise NotConfigured(NOT_CONFIGURED)
+        return self._stripe
+
+    # --- credit purchases ---
+
+    async def settle(
+        self, conn: AsyncConnection, order: Order, payment: StripePayment, *, grant: bool = True
     ) -> bool:
-        """Record the purchase's status; grant its credits when Stripe says it is paid (and `grant`).
-        Returns whether this call granted them."""
-        user = user_id or purchase.user_id
-        if user is None and purchase.customer_id:
-            user = await store.user_of_customer(conn, purchase.customer_id)
-        if user is None:
-            log.warning("purchase %s names no StudioX user; ignored", purchase.stripe_id)
-            return False
+        """Record what Stripe (its API, not an event) reports for the purchase `order` started, and
+        grant the order's credits once it is paid (and `grant`). Returns whether this call granted
+        them. The user, credits and price are the order's; Stripe's object must match it."""
+        problems = purchase_problems(order, payment)
+        if problems:
+            raise Refused(f"{payment.id} does not match order {order.ref}: {'; '.join(problems)}")
+        if order.stripe_id is None:
+            await store.bind_order(conn, order.ref, payment.id)
+        key = grant_key(payment)
         await store.save_payment(
             conn,
-            user_id=user,
-            stripe_id=purchase.stripe_id,
+            user_id=order.user_id,
+            stripe_id=payment.id,
             kind=PaymentKind.CREDITS,
-            status=purchase.status,
-            amount_cents=purchase.amount_cents,
-            currency=purchase.currency,
-            credits=purchase.credits,
-            pack_id=purchase.pack_id,
-            grant_key=purchase.grant_key,
+            status=payment.status,
+            amount_cents=order.amount_cents,
+            currency=order.currency,
+            credits=order.credits,
+            pack_id=order.pack_id,
+            grant_key=key,
         )
-        if purchase.status is not PaymentStatus.SUCCEEDED or not grant:
+        if payment.status is not PaymentStatus.SUCCEEDED or not grant:
             return False
-        granted = await self._ledger.grant(user, purchase)
+        granted = await self._ledger.grant(order.user_id, order.credits, key, payment.id)
         log.info(
             "credits purchased",
-            extra={"user_id": user, "stripe_id": purchase.stripe_id, "granted": granted},
+            extra={"user_id": order.user_id, "stripe_id": payment.id, "granted": granted},
         )
         return granted
 
+    async def confirm_purchase(
+        self, conn: AsyncConnection, claimed: StripePayment, *, failed: bool = False
+    ) -> None:
+        """A webhook names a Checkout Session (payment mode) or PaymentIntent: settle the order it
+        belongs to, as Stripe's API reports the object now. `failed`: Stripe reported that an
+        asynchronous payment failed."""
+        order = await store.credit_order_of(conn, claimed.id)
+        if order is None and claimed.order_ref is not None:
+            order = await store.order_by_ref(conn, claimed.order_ref)
+        if order is None or order.kind is not OrderKind.CREDITS:
+            raise Refused(f"{claimed.id} is not a purchase this system started")
+        if claimed.customer_id is not None and claimed.customer_id != order.customer_id:
+            raise Refused(f"{claimed.id} is named for another customer than its order's")
+        fresh = await self.retrieve_payment(claimed.action, claimed.id)
+        if failed and fresh.status is PaymentStatus.PENDING:
+            fresh = dataclasses.replace(fresh, status=PaymentStatus.FAILED)
+        await self.settle(conn, order, fresh)
+
+    async def retrieve_payment(self, action: OrderAction, stripe_id: str) -> StripePayment:
+        stripe = self._require_stripe()
+        try:
+            if action is OrderAction.CHECKOUT:
+                return stripe_objects.checkout_payment(await stripe.retrieve_checkout(stripe_id))
+            return stripe_objects.intent_payment(await stripe.retrieve_intent(stripe_id))
+        except StripeObjectNotFound:
+            raise Refused(f"{stripe_id} does not exist at Stripe") from None
+
+    # --- subscriptions ---
+
     async def sync_subscription(
-        self, conn: AsyncConnection, customer_id: str | None, subscription_id: str
-    ) -> tuple[str, Subscription] | None:
-        """Bring the user's plan in line with the subscription's state as Stripe reports it *now*.
+        self, conn: AsyncConnection, customer_id: str | None, subscription_id: str | None
+    ) -> tuple[str, Subscription | None]:
+        """Bring the user whose customer `customer_id` is in line with that customer's
+        subscriptions as Stripe reports them *now*: at most one is kept (the others are cancelled
+        and refunded), and the account is placed on the kept one's plan and period, with its
+        allowance only once the period is paid. Returns (user, the named subscription).
 
         The user's customer row is locked first, so syncs of one user run one after another and
         each reads Stripe after the previous one committed: events arriving late or out of order
-        cannot put back an older state. The plan moves only when the best live subscription's
-        (plan, billing period) differs from what was last placed: a renewal's new period resets
-        the allowance, repeats of the same state change nothing. Returns (user, subscription)."""
+        cannot put back an older state, and two syncs never both keep a different subscription."""
         user = await store.user_of_customer(conn, customer_id) if customer_id else None
         if user is None:
-            log.warning("subscription %s of an unknown customer; ignored", subscription_id)
-            return None
+            raise Refused(f"customer {customer_id} is not one of ours")
         placement = await store.lock_placement(conn, user)
         assert placement is not None
-        if self._stripe is None:
-            raise NotConfigured(NOT_CONFIGURED)
-        try:
-            raw = await self._stripe.retrieve_subscription(subscription_id)
-        except StripeObjectNotFound:
-            log.warning("subscription %s not found at Stripe; ignored", subscription_id)
-            return None
-        fresh = stripe_objects.subscription(raw, self._config.price_plans)
-        await store.save_subscription(conn, user, fresh)
+        stripe = self._require_stripe()
+        named = None
+        if subscription_id is not None:
+            try:
+                raw = await stripe.retrieve_subscription(subscription_id)
+            except StripeObjectNotFound:
+                raise Refused(f"subscription {subscription_id} does not exist at Stripe") from None
+            named = self._subscription(raw)
+            if named.customer_id != placement.customer_id:
+                raise Refused(f"subscription {subscription_id} belongs to another customer")
+            await store.save_subscription(conn, user, named)
+        listed = [
+            self._subscription(raw)
+            for raw in await stripe.list_subscriptions(placement.customer_id)
+        ]
         plans = await store.list_plans(conn)
-        live = await store.subscriptions(conn, user, placement.customer_id, live_only=True)
-        desired = desired_placement(live, plans)
-        if placement_changed(placement.plan_id, placement.period_start, desired):
+        kept, duplicates = keep_one(listed, plans, placement.subscription_id)
+        for sub in listed:
+            if sub not in duplicates:
+                await store.save_subscription(conn, user, sub)
+        for duplicate in duplicates:
+            await self._undo_duplicate(conn, user, duplicate)
+        desired = placement_for(kept, plans)
+        if placement_changed(placement.plan_id, placement.period_start, desired, placement.paid):
             await self._place(conn, user, plans, desired, placement.changes + 1)
-        return user, fresh
+        return user, named
+
+    async def record_invoice(
+        self, conn: AsyncConnection, claimed: Invoice, *, failed: bool
+    ) -> None:
+        """An invoice event: the invoice (read back from Stripe, and checked to be the one the
+        event names) goes to the history, and its subscription is synced."""
+        if claimed.customer_id is None or claimed.subscription_id is None:
+            raise Refused(f"invoice {claimed.id} names no customer or subscription")
+        stripe = self._require_stripe()
+        try:
+            fresh = stripe_objects.invoice(await stripe.retrieve_invoice(claimed.id))
+        except StripeObjectNotFound:
+            raise Refused(f"invoice {claimed.id} does not exist at Stripe") from None
+        if (fresh.customer_id, fresh.subscription_id) != (
+            claimed.customer_id,
+            claimed.subscription_id,
+        ):
+            raise Refused(f"invoice {claimed.id} belongs to another customer or subscription")
+        user, subscription = await self.sync_subscription(
+            conn, claimed.customer_id, claimed.subscription_id
+        )
+        await store.save_payment(
+            conn,
+            user_id=user,
+            stripe_id=fresh.id,
+            kind=PaymentKind.SUBSCRIPTION,
+            status=fresh.payment_status(failed=failed),
+            amount_cents=fresh.amount_cents,
+            currency=fresh.currency,
+            plan_id=subscription.plan_id if subscription else None,
+        )
+
+    def _subscription(self, raw: dict[str, object]) -> Subscription:
+        return stripe_objects.subscription(raw, self._config.price_plans)
+
+    async def _undo_duplicate(self, conn: AsyncConnection, user_id: str, sub: Subscription) -> None:
+        """A second live subscription (two checkouts paid): cancelled now and its invoice refunded
+        through Stripe. The refund is recorded at once, in its own transaction: it happened at
+        Stripe whatever becomes of this one."""
+        stripe = self._require_stripe()
+        try:
+            sub = self._subscription(
+                await stripe.cancel_subscription(sub.id, key=f"duplicate-cancel:{sub.id}")
+            )
+        except StripeRefusedRequest:
+            sub = dataclasses.replace(sub, status="canceled")  # cancelled meanwhile
+        await store.save_subscription(conn, user_id, sub)
+        refunded = None
+        if sub.latest_invoice_id is not None:
+            invoice = stripe_objects.invoice(await stripe.retrieve_invoice(sub.latest_invoice_id))
+            if invoice.status == "paid" and invoice.payment_intent_id is not None:
+                await stripe.refund(
+                    invoice.payment_intent_id,
+                    reason="duplicate_subscription",
+                    key=f"duplicate-refund:{invoice.id}",
+                )
+                async with self._db.autocommit() as own:
+                    await store.save_payment(
+                        own,
+                        user_id=user_id,
+                        stripe_id=invoice.id,
+                        kind=PaymentKind.SUBSCRIPTION,
+                        status=PaymentStatus.REFUNDED,
+                        amount_cents=invoice.amount_cents,
+                        currency=invoice.currency,
+                        plan_id=sub.plan_id,
+                    )
+                refunded = invoice.id
+        log.warning(
+            "duplicate subscription cancelled",
+            extra={"user_id": user_id, "subscription_id": sub.id, "refunded_invoice": refunded},
+        )
 
     async def _place(
         self,
@@ -178,10 +320,19 @@ class Fulfilment:
     ) -> None:
         plan = next(p for p in plans if p.id == desired.plan_id)
         await self._ledger.set_plan(
-            user_id, plan, plan_change_key(sequence, desired), desired.period_end
+            user_id,
+            plan,
+            plan_change_key(sequence, desired),
+            desired.period_end,
+            paid=desired.paid,
         )
         await store.record_placement(conn, user_id, desired, sequence)
         log.info(
             "plan placed",
-            extra={"user_id": user_id, "plan": plan.id, "period_end": desired.period_end},
+            extra={
+                "user_id": user_id,
+                "plan": plan.id,
+                "paid": desired.paid,
+                "period_end": desired.period_end,
+            },
         )

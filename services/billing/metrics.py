@@ -6,7 +6,8 @@ from prometheus_client import Counter
 
 WEBHOOK_EVENTS = Counter(
     "studiox_webhook_events_total",
-    "Stripe webhook deliveries: processed, duplicate, ignored (type not handled), rejected "
-    "(signature or payload), error (effect failed; Stripe retries)",
+    "Stripe webhook deliveries: processed, duplicate, ignored (nothing to do), refused "
+    "(objects not matching our records or Stripe's; acknowledged, no effect), rejected "
+    "(signature, timestamp or envelope; 400), error (effect failed; Stripe retries)",
     ["type", "outcome"],
 )

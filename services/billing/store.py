@@ -1,5 +1,6 @@
-"""Billing tables and queries (schema `billing`): the catalog, Stripe customers, the subscription
-mirror, payments and processed webhook events."""
+"""Billing tables and queries (schema `billing`): the catalog, Stripe customers and what was placed
+on their credit accounts, orders (what we started at Stripe), the subscription mirror, payments and
+processed webhook events."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.domain import (
-    LIVE_STATUSES,
+    STATUS_ORDER,
     CreditPack,
+    Order,
+    OrderAction,
+    OrderKind,
     Payment,
     PaymentKind,
     PaymentStatus,
@@ -28,9 +32,9 @@ PLAN_COLUMNS = (
 PAYMENT_COLUMNS = (
     "id, user_id, stripe_id, kind, status, amount_cents, currency, credits, plan_id, created_at"
 )
-SUBSCRIPTION_COLUMNS = (
-    "id, user_id, plan_id, price_id, status, cancel_at_period_end, current_period_start, "
-    "current_period_end"
+ORDER_COLUMNS = (
+    "ref, request_key, user_id, customer_id, kind, action, pack_id, plan_id, credits, "
+    "amount_cents, currency, stripe_id"
 )
 
 
@@ -64,19 +68,21 @@ def _payment(row: Row[Any]) -> Payment:
     )
 
 
-def _subscription(row: Row[Any], customer_id: str) -> Subscription:
+def _order(row: Row[Any]) -> Order:
     m = row._mapping
-    return Subscription(
-        id=m["id"],
-        customer_id=customer_id,
+    return Order(
+        ref=m["ref"],
+        request_key=m["request_key"],
         user_id=m["user_id"],
-        status=m["status"],
+        customer_id=m["customer_id"],
+        kind=OrderKind(m["kind"]),
+        action=OrderAction(m["action"]),
+        pack_id=m["pack_id"],
         plan_id=m["plan_id"],
-        price_id=m["price_id"],
-        item_id=None,
-        cancel_at_period_end=m["cancel_at_period_end"],
-        period_start=m["current_period_start"],
-        period_end=m["current_period_end"],
+        credits=m["credits"],
+        amount_cents=m["amount_cents"],
+        currency=m["currency"],
+        stripe_id=m["stripe_id"],
     )
 
 
@@ -123,6 +129,8 @@ class Placement:
     plan_id: str | None
     period_start: datetime | None
     changes: int
+    paid: bool
+    subscription_id: str | None
 
 
 async def customer_id(conn: AsyncConnection, user_id: str) -> str | None:
@@ -165,15 +173,15 @@ async def lock_placement(conn: AsyncConnection, user_id: str) -> Placement | Non
     row = (
         await conn.execute(
             text(
-                "SELECT stripe_customer_id, plan_id, plan_period_start, plan_changes "
-                "FROM billing.customers WHERE user_id = :uid FOR UPDATE"
+                "SELECT stripe_customer_id, plan_id, plan_period_start, plan_changes, plan_paid, "
+                "plan_subscription_id FROM billing.customers WHERE user_id = :uid FOR UPDATE"
             ),
             {"uid": user_id},
         )
     ).first()
     if row is None:
         return None
-    return Placement(row[0], row[1], row[2], row[3])
+    return Placement(*row)
 
 
 async def record_placement(
@@ -182,28 +190,113 @@ async def record_placement(
     await conn.execute(
         text(
             "UPDATE billing.customers SET plan_id = :plan, plan_period_start = :start, "
-            "plan_changes = :changes, updated_at = now() WHERE user_id = :uid"
+            "plan_changes = :changes, plan_paid = :paid, plan_subscription_id = :sub, "
+            "updated_at = now() WHERE user_id = :uid"
         ),
         {
             "uid": user_id,
             "plan": placement.plan_id,
             "start": placement.period_start,
             "changes": changes,
+            "paid": placement.paid,
+            "sub": placement.subscription_id,
         },
     )
+
+
+async def lock_plan_changes(conn: AsyncConnection, user_id: str) -> None:
+    """Serializes a user's plan changes until the transaction ends (across replicas). An advisory
+    lock, since a user may have no customer row yet."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"billing.plan:{user_id}"},
+    )
+
+
+# --- orders (what we started at Stripe) ---
+
+
+async def start_order(conn: AsyncConnection, order: Order) -> Order:
+    """Record the order unless its request_key is recorded; returns the recorded one (the first
+    request's, for a replay)."""
+    await conn.execute(
+        text(
+            f"""
+            INSERT INTO billing.orders ({ORDER_COLUMNS})
+            VALUES (:ref, :request_key, :uid, :customer, :kind, :action, :pack, :plan, :credits,
+                    :amount, :currency, :stripe_id)
+            ON CONFLICT (request_key) DO NOTHING
+            """
+        ),
+        {
+            "ref": order.ref,
+            "request_key": order.request_key,
+            "uid": order.user_id,
+            "customer": order.customer_id,
+            "kind": order.kind.value,
+            "action": order.action.value,
+            "pack": order.pack_id,
+            "plan": order.plan_id,
+            "credits": order.credits,
+            "amount": order.amount_cents,
+            "currency": order.currency,
+            "stripe_id": order.stripe_id,
+        },
+    )
+    recorded = await _order_where(conn, "request_key = :key", key=order.request_key)
+    assert recorded is not None
+    return recorded
+
+
+async def bind_order(
+    conn: AsyncConnection, ref: str, stripe_id: str, action: OrderAction | None = None
+) -> None:
+    """Name the Stripe object an order started (once; never another one)."""
+    await conn.execute(
+        text(
+            "UPDATE billing.orders SET stripe_id = :sid, action = COALESCE(:action, action) "
+            "WHERE ref = :ref AND (stripe_id IS NULL OR stripe_id = :sid)"
+        ),
+        {"ref": ref, "sid": stripe_id, "action": action.value if action else None},
+    )
+
+
+async def order_by_request_key(conn: AsyncConnection, request_key: str) -> Order | None:
+    return await _order_where(conn, "request_key = :key", key=request_key)
+
+
+async def order_by_ref(conn: AsyncConnection, ref: str) -> Order | None:
+    return await _order_where(conn, "ref = :ref", ref=ref)
+
+
+async def credit_order_of(conn: AsyncConnection, stripe_id: str) -> Order | None:
+    """The credit purchase a Stripe object was bound to."""
+    return await _order_where(conn, "stripe_id = :sid AND kind = 'credits'", sid=stripe_id)
+
+
+async def _order_where(conn: AsyncConnection, where: str, **params: str) -> Order | None:
+    row = (
+        await conn.execute(
+            text(f"SELECT {ORDER_COLUMNS} FROM billing.orders WHERE {where}"), params
+        )
+    ).first()
+    return _order(row) if row else None
 
 
 # --- subscriptions (mirror of Stripe's state) ---
 
 
 async def save_subscription(conn: AsyncConnection, user_id: str, sub: Subscription) -> None:
+    """Mirror Stripe's state; the user is the one whose customer the subscription belongs to, so a
+    row once written under another user follows its customer."""
     await conn.execute(
         text(
             """
-            INSERT INTO billing.subscriptions (id, user_id, plan_id, price_id, status,
+            INSERT INTO billing.subscriptions (id, user_id, customer_id, plan_id, price_id, status,
                 cancel_at_period_end, current_period_start, current_period_end)
-            VALUES (:id, :uid, :plan, :price, :status, :cancel, :start, :end)
-            ON CONFLICT (id) DO UPDATE SET plan_id = EXCLUDED.plan_id,
+            VALUES (:id, :uid, :customer, :plan, :price, :status, :cancel, :start, :end)
+            ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id,
+                customer_id = EXCLUDED.customer_id, plan_id = EXCLUDED.plan_id,
                 price_id = EXCLUDED.price_id, status = EXCLUDED.status,
                 cancel_at_period_end = EXCLUDED.cancel_at_period_end,
                 current_period_start = EXCLUDED.current_period_start,
@@ -213,6 +306,7 @@ async def save_subscription(conn: AsyncConnection, user_id: str, sub: Subscripti
         {
             "id": sub.id,
             "uid": user_id,
+            "customer": sub.customer_id,
             "plan": sub.plan_id,
             "price": sub.price_id,
             "status": sub.status,
@@ -221,22 +315,6 @@ async def save_subscription(conn: AsyncConnection, user_id: str, sub: Subscripti
             "end": sub.period_end,
         },
     )
-
-
-async def subscriptions(
-    conn: AsyncConnection, user_id: str, customer: str, *, live_only: bool = False
-) -> list[Subscription]:
-    rows = await conn.execute(
-        text(
-            f"""
-            SELECT {SUBSCRIPTION_COLUMNS} FROM billing.subscriptions
-            WHERE user_id = :uid AND (NOT :live_only OR status = ANY(:live))
-            ORDER BY current_period_end DESC NULLS LAST, id
-            """
-        ),
-        {"uid": user_id, "live_only": live_only, "live": sorted(LIVE_STATUSES)},
-    )
-    return [_subscription(r, customer) for r in rows]
 
 
 # --- payments ---
@@ -256,8 +334,8 @@ async def save_payment(
     plan_id: str | None = None,
     grant_key: str | None = None,
 ) -> None:
-    """Record a payment or its new status. Success is final: a late failure or expiry report of an
-    earlier attempt never undoes it."""
+    """Record a payment or its new status. A status only moves forward (domain.STATUS_ORDER): a
+    late or replayed report of an earlier state never puts one back."""
     await conn.execute(
         text(
             """
@@ -265,8 +343,9 @@ async def save_payment(
                 credits, pack_id, plan_id, grant_key)
             VALUES (:uid, :sid, :kind, :status, :amount, :currency, :credits, :pack, :plan, :grant)
             ON CONFLICT (stripe_id) DO UPDATE SET
-                status = CASE WHEN billing.payments.status = 'succeeded'
-                              THEN billing.payments.status ELSE EXCLUDED.status END,
+                status = CASE WHEN array_position(CAST(:order AS text[]), billing.payments.status)
+                                   < array_position(CAST(:order AS text[]), EXCLUDED.status)
+                              THEN EXCLUDED.status ELSE billing.payments.status END,
                 amount_cents = CASE WHEN EXCLUDED.amount_cents > 0 THEN EXCLUDED.amount_cents
                                     ELSE billing.payments.amount_cents END,
                 plan_id = COALESCE(EXCLUDED.plan_id, billing.payments.plan_id),
@@ -284,6 +363,7 @@ async def save_payment(
             "pack": pack_id,
             "plan": plan_id,
             "grant": grant_key,
+            "order": [status.value for status in STATUS_ORDER],
         },
     )
 
@@ -322,3 +402,10 @@ async def record_event(conn: AsyncConnection, event_id: str, kind: str, created:
         )
     ).first()
     return row is not None
+
+
+async def record_outcome(conn: AsyncConnection, event_id: str, outcome: str) -> None:
+    await conn.execute(
+        text("UPDATE billing.webhook_events SET outcome = :outcome WHERE id = :id"),
+        {"id": event_id, "outcome": outcome},
+    )

@@ -1,11 +1,13 @@
 """Stripe through the official library: an async StripeClient (httpx, never blocking the event loop)
-whose API base is configurable (STRIPE_API_BASE; tests point it at a local Stripe double), every
-write carrying an Idempotency-Key, answers returned as plain dicts (read by stripe_objects), and
-Stripe's errors turned into domain errors. Webhook signatures are verified here too."""
+whose API base is configurable (STRIPE_API_BASE; tests and the dev stack point it at
+devstack/stripe_emulator.py), every write carrying an Idempotency-Key, answers returned as plain
+dicts (read by stripe_objects), and Stripe's errors turned into domain errors. Webhook signatures
+are verified here too."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -13,15 +15,19 @@ from typing import Any
 import stripe
 from stripe.params import (
     CustomerCreateParams,
+    InvoiceRetrieveParams,
     PaymentIntentCreateParams,
+    RefundCreateParams,
     SubscriptionListParams,
+    SubscriptionRetrieveParams,
     SubscriptionUpdateParams,
 )
-from stripe.params.checkout import SessionCreateParams
+from stripe.params.checkout import SessionCreateParams, SessionListParams
 
 from services.billing.domain import CreditPack
 from services.billing.stripe_objects import (
     META_CREDITS,
+    META_ORDER,
     META_PACK,
     META_PLAN,
     META_PURCHASE,
@@ -49,6 +55,11 @@ class StripeObjectNotFound(NotFound):
     pass
 
 
+class StripeRefusedRequest(Unavailable):
+    """Stripe refused a request as invalid in the object's current state (e.g. expiring a session
+    that was just paid, refunding what is refunded already). Callers that expect it catch it."""
+
+
 @dataclass(frozen=True)
 class ReturnUrls:
     success: str
@@ -68,8 +79,22 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
     except (ValueError, TypeError, AttributeError, KeyError):
         # Signed but not a JSON object (json and utf-8 decoding errors are ValueErrors).
         raise InvalidInput("Invalid Stripe event payload") from None
+    # The library refuses only old timestamps; a signature from the future is refused as well.
+    signed_at = _signed_at(signature or "")
+    if signed_at is None or signed_at > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        log.warning("webhook refused: signature timestamp %s is in the future", signed_at)
+        raise InvalidInput("Invalid Stripe signature")
     data: dict[str, Any] = event.to_dict()
     return data
+
+
+def _signed_at(header: str) -> int | None:
+    """The header's timestamp (`t=`), read as the library reads it: the first one."""
+    for item in header.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == "t":
+            return int(value) if value.isdigit() and len(value) < 20 else None
+    return None
 
 
 class StripeApi:
@@ -95,9 +120,16 @@ class StripeApi:
         return str(customer["id"])
 
     async def checkout_credits(
-        self, *, customer_id: str, user_id: str, pack: CreditPack, urls: ReturnUrls, key: str
+        self,
+        *,
+        customer_id: str,
+        user_id: str,
+        pack: CreditPack,
+        urls: ReturnUrls,
+        order_ref: str,
+        key: str,
     ) -> dict[str, Any]:
-        metadata = _purchase_metadata(user_id, pack)
+        metadata = _purchase_metadata(user_id, pack, order_ref)
         params: SessionCreateParams = {
             "mode": "payment",
             "customer": customer_id,
@@ -129,9 +161,10 @@ class StripeApi:
         plan_id: str,
         price_id: str,
         urls: ReturnUrls,
+        order_ref: str,
         key: str,
     ) -> dict[str, Any]:
-        metadata = {META_USER: user_id, META_PLAN: plan_id}
+        metadata = {META_USER: user_id, META_PLAN: plan_id, META_ORDER: order_ref}
         params: SessionCreateParams = {
             "mode": "subscription",
             "customer": customer_id,
@@ -153,6 +186,7 @@ class StripeApi:
         user_id: str,
         pack: CreditPack,
         payment_method_id: str,
+        order_ref: str,
         key: str,
     ) -> dict[str, Any]:
         params: PaymentIntentCreateParams = {
@@ -163,21 +197,68 @@ class StripeApi:
             "confirm": True,
             "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
             "description": f"StudioX {pack.name}",
-            "metadata": {**_purchase_metadata(user_id, pack), META_PURCHASE: "direct"},
+            "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
         }
         return await _call(
             self._client.v1.payment_intents.create_async(params, {"idempotency_key": key})
         )
 
+    async def retrieve_checkout(self, session_id: str) -> dict[str, Any]:
+        return await _call(self._client.v1.checkout.sessions.retrieve_async(session_id))
+
+    async def retrieve_intent(self, intent_id: str) -> dict[str, Any]:
+        return await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
+
+    async def list_open_checkouts(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's open Checkout Sessions (any mode), newest first."""
+        params: SessionListParams = {"customer": customer_id, "status": "open", "limit": 100}
+        return _data(await _call(self._client.v1.checkout.sessions.list_async(params)))
+
+    async def expire_checkout(self, session_id: str, *, key: str) -> bool:
+        """Expire an open session; False when it is no longer open (paid or expired meanwhile)."""
+        try:
+            await _call(
+                self._client.v1.checkout.sessions.expire_async(
+                    session_id, options={"idempotency_key": key}
+                )
+            )
+        except StripeRefusedRequest:
+            return False
+        return True
+
     async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
-        """The customer's subscriptions that are not canceled."""
-        params: SubscriptionListParams = {"customer": customer_id, "limit": 100}
-        listed = await _call(self._client.v1.subscriptions.list_async(params))
-        data = listed.get("data")
-        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+        """The customer's subscriptions that are not canceled, each with its latest invoice."""
+        params: SubscriptionListParams = {
+            "customer": customer_id,
+            "limit": 100,
+            "expand": ["data.latest_invoice"],
+        }
+        return _data(await _call(self._client.v1.subscriptions.list_async(params)))
 
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await _call(self._client.v1.subscriptions.retrieve_async(subscription_id))
+        params: SubscriptionRetrieveParams = {"expand": ["latest_invoice"]}
+        return await _call(self._client.v1.subscriptions.retrieve_async(subscription_id, params))
+
+    async def retrieve_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """The invoice with its payments (how it was paid, for a refund)."""
+        params: InvoiceRetrieveParams = {"expand": ["payments"]}
+        return await _call(self._client.v1.invoices.retrieve_async(invoice_id, params))
+
+    async def cancel_subscription(self, subscription_id: str, *, key: str) -> dict[str, Any]:
+        return await _call(
+            self._client.v1.subscriptions.cancel_async(
+                subscription_id, options={"idempotency_key": key}
+            )
+        )
+
+    async def refund(self, intent_id: str, *, reason: str, key: str) -> bool:
+        """Refund a PaymentIntent in full; False when it was refunded already."""
+        params: RefundCreateParams = {"payment_intent": intent_id, "metadata": {"reason": reason}}
+        try:
+            await _call(self._client.v1.refunds.create_async(params, {"idempotency_key": key}))
+        except StripeRefusedRequest:
+            return False
+        return True
 
     async def change_subscription_price(
         self, *, subscription_id: str, item_id: str, price_id: str, key: str
@@ -206,8 +287,18 @@ class StripeApi:
         )
 
 
-def _purchase_metadata(user_id: str, pack: CreditPack) -> dict[str, str]:
-    return {META_USER: user_id, META_PACK: pack.id, META_CREDITS: str(pack.credits)}
+def _purchase_metadata(user_id: str, pack: CreditPack, order_ref: str) -> dict[str, str]:
+    return {
+        META_USER: user_id,
+        META_PACK: pack.id,
+        META_CREDITS: str(pack.credits),
+        META_ORDER: order_ref,
+    }
+
+
+def _data(listed: dict[str, Any]) -> list[dict[str, Any]]:
+    data = listed.get("data")
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
 
 
 async def _call(request: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
@@ -225,8 +316,8 @@ async def _call(request: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
             raise InvalidInput("paymentMethodId is not a usable payment method") from None
         if err.http_status == 404:
             raise StripeObjectNotFound("Stripe object not found") from None
-        log.error("Stripe refused a request: %s", err.user_message)
-        raise Unavailable(UNAVAILABLE) from None
+        log.warning("Stripe refused a request: %s", err.user_message)
+        raise StripeRefusedRequest(UNAVAILABLE) from None
     except (stripe.AuthenticationError, stripe.PermissionError) as err:
         log.error("Stripe refused the API key: %s", err.user_message)
         raise Unavailable(UNAVAILABLE) from None

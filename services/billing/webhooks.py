@@ -1,18 +1,24 @@
-"""Stripe webhooks: only Stripe-signed events are trusted, each event id is processed once, and its
-record commits in the same transaction as its effect (a failure rolls both back, and Stripe's retry
-finds the event unprocessed). Event types billing does not act on are acknowledged and logged."""
+"""Stripe webhooks: only Stripe-signed events (signed within ±5 minutes) are trusted, each event id
+is processed once, and its record commits in the same transaction as its effect (a failure rolls
+both back, and Stripe's retry finds the event unprocessed).
+
+An event is a trigger, never the truth: its objects are checked against our records and read back
+from Stripe (services.billing.fulfilment). One that does not match, or carries values no Stripe
+object has, is `refused`: acknowledged (so Stripe stops retrying), logged, counted and recorded,
+with no effect. Event types billing does not act on are acknowledged as `ignored`."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from enum import Enum
 
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing import store, stripe_objects
 from services.billing.config import BillingConfig
-from services.billing.domain import PaymentKind, PaymentStatus
+from services.billing.domain import OrderAction, Refused
 from services.billing.fulfilment import NOT_CONFIGURED, Fulfilment
 from services.billing.metrics import WEBHOOK_EVENTS
 from services.billing.stripe_api import verify_event
@@ -22,7 +28,14 @@ from services.kit.errors import DomainError, NotConfigured
 
 log = logging.getLogger("studiox.billing.webhooks")
 
-Handler = Callable[[AsyncConnection, Event], Awaitable[None]]
+
+class Outcome(Enum):
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    REFUSED = "refused"
+
+
+Handler = Callable[[AsyncConnection, Event], Awaitable[Outcome]]
 
 
 class Webhooks:
@@ -45,6 +58,7 @@ class Webhooks:
             "customer.subscription.paused": self._subscription,
             "customer.subscription.resumed": self._subscription,
             "invoice.paid": self._invoice_paid,
+            "invoice.payment_succeeded": self._invoice_paid,
             "invoice.payment_failed": self._invoice_failed,
         }
 
@@ -67,72 +81,76 @@ class Webhooks:
                     log.info("stripe event already processed", extra=context)
                     WEBHOOK_EVENTS.labels(event.type, "duplicate").inc()
                     return False
-                if handler is not None:
-                    await handler(conn, event)
+                outcome = await self._run(conn, handler, event) if handler else Outcome.IGNORED
+                if outcome is not Outcome.PROCESSED:
+                    await store.record_outcome(conn, event.id, outcome.value)
         except Exception:
             WEBHOOK_EVENTS.labels(event.type, "error").inc()
             raise
-        if handler is None:
-            log.info("stripe event type not handled; acknowledged", extra=context)
-            WEBHOOK_EVENTS.labels(event.type, "ignored").inc()
-            return True
-        log.info("stripe event processed", extra=context)
-        WEBHOOK_EVENTS.labels(event.type, "processed").inc()
+        log.info("stripe event %s", outcome.value, extra=context)
+        WEBHOOK_EVENTS.labels(event.type, outcome.value).inc()
         return True
 
-    async def _checkout(self, conn: AsyncConnection, event: Event) -> None:
-        purchase = stripe_objects.checkout_purchase(event.object)
-        if purchase is not None:
-            await self._fulfilment.purchase(conn, purchase)
+    @staticmethod
+    async def _run(conn: AsyncConnection, handler: Handler, event: Event) -> Outcome:
+        """The handler's effects, all or nothing: a refusal rolls back whatever it wrote."""
+        context = {"event_id": event.id, "event_type": event.type}
+        try:
+            async with conn.begin_nested():
+                return await handler(conn, event)
+        except Refused as refused:
+            log.warning("stripe event refused: %s", refused, extra=context)
+        except DataError as err:
+            # Out-of-range data the readers let through: still the sender's input, not a fault.
+            log.error("stripe event refused by the database: %s", err.orig, extra=context)
+        return Outcome.REFUSED
+
+    async def _checkout(self, conn: AsyncConnection, event: Event) -> Outcome:
+        session = stripe_objects.checkout_payment(event.object)
+        if session.mode == "payment":
+            await self._fulfilment.confirm_purchase(conn, session)
+            return Outcome.PROCESSED
         subscription_id = stripe_objects.checkout_subscription_id(event.object)
         if subscription_id is not None and event.type == "checkout.session.completed":
-            await self._fulfilment.sync_subscription(
-                conn, stripe_objects.customer_of(event.object), subscription_id
-            )
+            await self._fulfilment.sync_subscription(conn, session.customer_id, subscription_id)
+            return Outcome.PROCESSED
+        return Outcome.IGNORED
 
-    async def _checkout_failed(self, conn: AsyncConnection, event: Event) -> None:
-        purchase = stripe_objects.checkout_purchase(event.object)
-        if purchase is not None:
-            failed = dataclasses.replace(purchase, status=PaymentStatus.FAILED)
-            await self._fulfilment.purchase(conn, failed)
+    async def _checkout_failed(self, conn: AsyncConnection, event: Event) -> Outcome:
+        session = stripe_objects.checkout_payment(event.object)
+        if session.mode != "payment":
+            return Outcome.IGNORED
+        await self._fulfilment.confirm_purchase(conn, session, failed=True)
+        return Outcome.PROCESSED
 
-    async def _intent(self, conn: AsyncConnection, event: Event) -> None:
-        # Intents behind a Checkout Session are not "direct": their session's events fulfil them,
-        # under the session's key, so a payment is granted once whichever path reports it.
-        purchase = stripe_objects.intent_purchase(event.object)
-        if purchase is not None:
-            await self._fulfilment.purchase(conn, purchase)
+    async def _intent(self, conn: AsyncConnection, event: Event) -> Outcome:
+        # Intents behind a Checkout Session are fulfilled by their session's events, under the
+        # session's key, so a payment is granted once whichever path reports it; intents without
+        # our metadata (e.g. an invoice's) are not purchases.
+        if stripe_objects.purchase_kind(event.object) != "direct":
+            return Outcome.IGNORED
+        intent = stripe_objects.intent_payment(event.object)
+        assert intent.action is OrderAction.INTENT
+        await self._fulfilment.confirm_purchase(conn, intent)
+        return Outcome.PROCESSED
 
-    async def _subscription(self, conn: AsyncConnection, event: Event) -> None:
+    async def _subscription(self, conn: AsyncConnection, event: Event) -> Outcome:
         subscription = stripe_objects.subscription(event.object, self._config.price_plans)
         await self._fulfilment.sync_subscription(conn, subscription.customer_id, subscription.id)
+        return Outcome.PROCESSED
 
-    async def _invoice_paid(self, conn: AsyncConnection, event: Event) -> None:
-        await self._invoice(conn, event, PaymentStatus.SUCCEEDED)
+    async def _invoice_paid(self, conn: AsyncConnection, event: Event) -> Outcome:
+        return await self._invoice(conn, event, failed=False)
 
-    async def _invoice_failed(self, conn: AsyncConnection, event: Event) -> None:
-        # Recorded; the plan stays (the subscription is past_due, still live) until Stripe gives up
-        # and deletes the subscription.
-        await self._invoice(conn, event, PaymentStatus.FAILED)
+    async def _invoice_failed(self, conn: AsyncConnection, event: Event) -> Outcome:
+        # Recorded; the plan stays (the subscription is past_due, still live, its new period without
+        # allowance) until Stripe is paid or gives up and deletes the subscription.
+        return await self._invoice(conn, event, failed=True)
 
-    async def _invoice(self, conn: AsyncConnection, event: Event, status: PaymentStatus) -> None:
+    async def _invoice(self, conn: AsyncConnection, event: Event, *, failed: bool) -> Outcome:
         invoice = stripe_objects.invoice(event.object)
         if invoice.subscription_id is None:
             log.info("invoice %s is not for a subscription; ignored", invoice.id)
-            return
-        synced = await self._fulfilment.sync_subscription(
-            conn, invoice.customer_id, invoice.subscription_id
-        )
-        if synced is None:
-            return
-        user_id, subscription = synced
-        await store.save_payment(
-            conn,
-            user_id=user_id,
-            stripe_id=invoice.id,
-            kind=PaymentKind.SUBSCRIPTION,
-            status=status,
-            amount_cents=invoice.amount_cents,
-            currency=invoice.currency,
-            plan_id=subscription.plan_id,
-        )
+            return Outcome.IGNORED
+        await self._fulfilment.record_invoice(conn, invoice, failed=failed)
+        return Outcome.PROCESSED

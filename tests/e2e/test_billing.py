@@ -1,6 +1,7 @@
-"""Payments through the real Envoy: the catalog, a credit purchase paid on Stripe (a local double)
-and confirmed by a Stripe-signed webhook, duplicate and forged deliveries, plan upgrade and
-downgrade, the payment history, and a 503 when payments are not configured."""
+"""Payments through the real Envoy: the catalog, a credit purchase paid on Stripe (the local
+emulator) and confirmed by a Stripe-signed webhook, duplicate, forged and hostile deliveries, plan
+upgrade and downgrade, concurrent upgrades, the payment history, and a 503 when payments are not
+configured."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 
 import httpx
 
+from devstack.stripe_emulator import PRICE_PRO, StripeEmulator, body_of, sign
 from tests.e2e.test_gateway import assert_error
+from tests.support.billing import customer_of, open_session_at_stripe
 from tests.support.stack import Stack
-from tests.support.stripe_double import StripeDouble, body_of, sign
 from tests.support.tokens import DEFAULT_KEY, new_user_id
 
 
@@ -24,13 +26,17 @@ def auth(user: str) -> dict[str, str]:
 
 def signup(http: httpx.Client) -> dict[str, str]:
     """A new user, initialized (Free, 10 credits); returns its auth headers."""
+    return signup_user(http)[1]
+
+
+def signup_user(http: httpx.Client) -> tuple[str, dict[str, str]]:
     user = new_user_id()
     headers = auth(user)
     reply = http.post(
         "/api/users/initialize", json={"email": f"{user}@example.com"}, headers=headers
     )
     assert reply.status_code == 201, reply.text
-    return headers
+    return user, headers
 
 
 def credits(http: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
@@ -47,7 +53,7 @@ def webhook(http: httpx.Client, body: bytes, signature: str | None) -> httpx.Res
     return http.post("/api/billing/webhook", content=body, headers=headers)
 
 
-def deliver(http: httpx.Client, stripe: StripeDouble, events: list[dict[str, Any]]) -> None:
+def deliver(http: httpx.Client, stripe: StripeEmulator, events: list[dict[str, Any]]) -> None:
     for event in events:
         body = body_of(event)
         reply = webhook(http, body, sign(body, stripe.webhook_secret))
@@ -69,7 +75,7 @@ def test_plans_include_credit_packs(http: httpx.Client) -> None:
 
 
 def test_purchase_is_granted_once_by_the_signed_webhook(
-    http: httpx.Client, stripe: StripeDouble
+    http: httpx.Client, stripe: StripeEmulator
 ) -> None:
     headers = signup(http)
     started = http.post(
@@ -107,7 +113,7 @@ def test_purchase_is_granted_once_by_the_signed_webhook(
 
 
 def test_forged_stale_or_altered_webhooks_are_400_and_change_nothing(
-    http: httpx.Client, stripe: StripeDouble
+    http: httpx.Client, stripe: StripeEmulator
 ) -> None:
     headers = signup(http)
     started = http.post("/api/billing/purchase-credits", json={"credits": 10}, headers=headers)
@@ -136,7 +142,7 @@ def test_forged_stale_or_altered_webhooks_are_400_and_change_nothing(
 
 
 def test_upgrade_to_pro_then_downgrade_to_free_at_period_end(
-    http: httpx.Client, stripe: StripeDouble
+    http: httpx.Client, stripe: StripeEmulator
 ) -> None:
     headers = signup(http)
     started = http.post("/api/billing/upgrade-plan", json={"planName": "pro"}, headers=headers)
@@ -164,6 +170,90 @@ def test_upgrade_to_pro_then_downgrade_to_free_at_period_end(
     assert (free["planName"], free["monthlyAllowance"], free["currentCredits"]) == ("free", 10, 10)
     history = http.get("/api/billing/history", params={"limit": 10}, headers=headers).json()
     assert [(p["kind"], p["planName"]) for p in history["payments"]] == [("subscription", "pro")]
+
+
+def test_concurrent_upgrades_end_with_one_subscription_and_one_payment(
+    http: httpx.Client, stripe: StripeEmulator
+) -> None:
+    user, headers = signup_user(http)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        replies = list(
+            pool.map(
+                lambda _: http.post(
+                    "/api/billing/upgrade-plan", json={"planName": "pro"}, headers=headers
+                ),
+                range(10),
+            )
+        )
+    assert {r.status_code for r in replies} == {200}, [r.text for r in replies]
+    sessions = {r.json()["sessionId"] for r in replies}
+    assert len(sessions) == 1
+    (session_id,) = sessions
+    customer = customer_of(stripe, user)
+    # Pay it, and a second one that slipped past (see open_session_at_stripe).
+    slipped = open_session_at_stripe(stripe, user, PRICE_PRO)
+    deliver(http, stripe, stripe.complete_checkout(session_id))
+    deliver(http, stripe, stripe.complete_checkout(slipped))
+
+    live = [
+        s
+        for s in stripe.subscriptions.values()
+        if s["customer"] == customer and s["status"] != "canceled"
+    ]
+    assert [s["id"] for s in live] == [stripe.sessions[session_id]["subscription"]]
+    charged = sum(
+        i["amount_received"]
+        for i in stripe.intents.values()
+        if i["customer"] == customer and i["status"] == "succeeded"
+    )
+    refunded = sum(
+        r["amount"]
+        for r in stripe.refunds.values()
+        if stripe.intents[r["payment_intent"]]["customer"] == customer
+    )
+    assert (charged, refunded) == (2 * 1999, 1999)  # one net payment
+    pro = credits(http, headers)
+    assert (pro["planName"], pro["allowanceCredits"]) == ("pro", 100)
+    history = http.get("/api/billing/history", headers=headers).json()
+    assert sorted((p["status"], p["amount"]) for p in history["payments"]) == [
+        ("refunded", 1999),
+        ("succeeded", 1999),
+    ]
+
+
+def test_hostile_signed_webhooks_are_never_5xx(http: httpx.Client, stripe: StripeEmulator) -> None:
+    headers = signup(http)
+    started = http.post("/api/billing/purchase-credits", json={"credits": 10}, headers=headers)
+    events = stripe.complete_checkout(started.json()["sessionId"])
+    completed = next(e for e in events if e["type"] == "checkout.session.completed")
+    now = int(time.time())
+
+    def variant(**changes: Any) -> bytes:
+        event = json.loads(body_of(completed))
+        event["id"] = f"evt_{secrets.token_hex(12)}"
+        event.update(changes.pop("event", {}))
+        event["data"]["object"].update(changes)
+        return body_of(event)
+
+    malformed = {
+        "NUL in the event id": variant(event={"id": "evt_\u0000"}),
+        "absurd created": variant(event={"created": 10**13}),
+    }
+    for body in malformed.values():
+        assert_error(webhook(http, body, sign(body, stripe.webhook_secret)), 400)
+    future = body_of(completed)
+    assert_error(webhook(http, future, sign(future, stripe.webhook_secret, now + 600)), 400)
+    acknowledged = {
+        "NUL in the session id": variant(id="cs_\u0000"),
+        "amount of 2^31": variant(amount_total=2**31),
+        "negative amount": variant(amount_total=-1),
+    }
+    for name, body in acknowledged.items():
+        reply = webhook(http, body, sign(body, stripe.webhook_secret))
+        assert (reply.status_code, reply.json()) == (200, {"received": True}), name
+    assert credits(http, headers)["currentCredits"] == 10
+    deliver(http, stripe, [completed])
+    assert credits(http, headers)["currentCredits"] == 20
 
 
 def test_billing_input_errors_are_json(http: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""Credit purchases through the real billing and credit services, Stripe played by a local double:
+"""Credit purchases through the real billing and credit services, Stripe played by the emulator:
 money first (credits only once Stripe confirms), each payment granted once whatever reports it and
 however often, only Stripe-signed webhooks trusted."""
 
@@ -13,11 +13,11 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from devstack.stripe_emulator import PM_3DS, PM_DECLINED, PM_VISA, body_of, sign
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 from tests.support.billing import BillingClient, status_of
 from tests.support.cluster import Cluster
 from tests.support.credit import CreditClient
-from tests.support.stripe_double import PM_3DS, PM_DECLINED, PM_VISA, body_of, sign
 from tests.support.tokens import DEFAULT_KEY, bearer, new_user_id
 
 
@@ -268,11 +268,48 @@ async def test_a_repeated_idempotency_key_returns_the_same_checkout(
     assert other.session_id != first.session_id  # keys are per user
 
 
+async def test_replaying_a_purchase_reports_what_became_of_it(
+    billing: BillingClient, credit: CreditClient
+) -> None:
+    user = await billing.signup()
+    expired_key, paid_key = secrets.token_hex(8), secrets.token_hex(8)
+    first = await billing.purchase(user, pack_id="credits_50", key=expired_key)
+    await billing.deliver_all(billing.stripe.expire_checkout(first.session_id))  # a day later
+    again = await billing.purchase(user, pack_id="credits_50", key=expired_key)
+    assert (again.status, again.checkout_url, again.session_id) == (
+        "expired",
+        "",
+        first.session_id,
+    )
+    history = await billing.history(user)
+    assert [(p.status, p.credits) for p in history.payments] == [("expired", 50)]
+
+    bought = await billing.purchase(user, pack_id="credits_10", key=paid_key)
+    billing.stripe.take_events()
+    await billing.deliver_all(billing.stripe.complete_checkout(bought.session_id))
+    for _ in range(2):
+        replay = await billing.purchase(user, pack_id="credits_10", key=paid_key)
+        assert (replay.status, replay.checkout_url, replay.session_id) == (
+            "paid",
+            "",
+            bought.session_id,
+        )
+    assert (await credit.account(user)).purchased_credits == 10
+    history = await billing.history(user)
+    assert [(p.status, p.credits) for p in history.payments] == [
+        ("succeeded", 10),
+        ("expired", 50),
+    ]
+
+
 async def test_every_stripe_write_carries_an_idempotency_key(billing: BillingClient) -> None:
     user = await billing.signup()
+    before = len(billing.stripe.writes())
     await billing.purchase(user, pack_id="credits_10")
     await billing.purchase(user, pack_id="credits_10", payment_method_id=PM_VISA)
-    writes = billing.stripe.writes()
+    await billing.change_plan(user, "pro")
+    await billing.change_plan(user, "enterprise")  # expires the Pro checkout
+    writes = billing.stripe.writes()[before:]
     assert writes
     assert all(w.idempotency_key for w in writes), [w.path for w in writes if not w.idempotency_key]
 

@@ -4,13 +4,21 @@ Free happens at the period's end, and late or out-of-order events cannot put bac
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+
 import grpc
 import pytest
 
-from tests.support.billing import BillingClient, status_of
+from devstack.stripe_emulator import PRICE_ENTERPRISE, PRICE_PRO
+from tests.support.billing import (
+    BillingClient,
+    customer_of,
+    open_session_at_stripe,
+    status_of,
+)
 from tests.support.cluster import Cluster
 from tests.support.credit import CreditClient
-from tests.support.stripe_double import PRICE_ENTERPRISE, PRICE_PRO
 
 
 @pytest.fixture
@@ -242,3 +250,136 @@ async def test_stripes_state_not_the_webhooks_decides_how_to_change_plans(
     assert (await credit.account(user)).plan_name == "free"  # nothing confirmed to us yet
     await billing.deliver_pending()
     assert (await credit.account(user)).plan_name == "enterprise"
+
+
+# --- allowance only for paid periods ---
+
+
+async def test_a_failed_renewal_grants_no_allowance_until_its_invoice_is_paid(
+    billing: BillingClient, credit: CreditClient, paid_cluster: Cluster
+) -> None:
+    user = await billing.signup()
+    sub_id = await subscribe(billing, user)
+    await credit.charge(user, 30, key="spend-before-renewal")
+    grants = (
+        "SELECT count(*) FROM credit.entries WHERE user_id = %s AND kind = 'grant' AND amount > 0"
+    )
+    granted = paid_cluster.scalar(grants, user)
+
+    await billing.deliver_all(billing.stripe.fail_renewal(sub_id))
+    unpaid = await credit.account(user)
+    # Still Pro (features), but the unpaid period has no allowance, and the monthly allowance is 0
+    # until it is paid, so no reset refills it either.
+    assert (unpaid.plan_name, unpaid.allowance_credits, unpaid.monthly_allowance) == ("pro", 0, 0)
+    assert unpaid.credit_reset_at.seconds == period_end(billing, sub_id)
+    assert paid_cluster.scalar(grants, user) == granted
+
+    await billing.deliver_all(billing.stripe.pay_renewal(sub_id))  # Stripe's retry succeeds
+    paid = await credit.account(user)
+    assert (paid.plan_name, paid.allowance_credits, paid.monthly_allowance) == ("pro", 100, 100)
+    assert paid.credit_reset_at.seconds == period_end(billing, sub_id)
+    history = await billing.history(user)
+    assert [(p.amount, p.status) for p in history.payments] == [
+        (1999, "succeeded"),
+        (1999, "succeeded"),
+    ]
+    assert list((await credit.verify()).differences) == []
+
+
+# --- at most one live subscription per user ---
+
+
+async def test_concurrent_plan_checkouts_share_one_session(billing: BillingClient) -> None:
+    user = await billing.signup()
+    replies = await asyncio.gather(*(billing.change_plan(user, "pro") for _ in range(10)))
+    assert {r.status for r in replies} == {"checkout"}
+    assert len({r.session_id for r in replies}) == 1
+    customer = customer_of(billing.stripe, user)
+
+    def open_sessions() -> list[str]:
+        return [
+            s["id"]
+            for s in billing.stripe.sessions.values()
+            if s["customer"] == customer and s["status"] == "open"
+        ]
+
+    assert open_sessions() == [replies[0].session_id]
+    # Another plan: the Pro session is expired at Stripe before the Enterprise one opens.
+    enterprise = await billing.change_plan(user, "enterprise")
+    assert billing.stripe.sessions[replies[0].session_id]["status"] == "expired"
+    assert open_sessions() == [enterprise.session_id]
+
+
+async def test_a_second_paid_subscription_is_cancelled_and_its_invoice_refunded(
+    billing: BillingClient, credit: CreditClient
+) -> None:
+    """A Pro checkout left open (by an earlier release) and paid next to Enterprise."""
+    user = await billing.signup()
+    kept = await subscribe(billing, user, "enterprise")
+    stale = open_session_at_stripe(billing.stripe, user, PRICE_PRO)
+    events = billing.stripe.complete_checkout(stale)
+    writes = len(billing.stripe.writes())
+    await billing.deliver_all(events)
+    undo = billing.stripe.writes()[writes:]
+    assert sorted(w.method for w in undo) == ["DELETE", "POST"]  # cancel, refund
+    assert all(w.idempotency_key for w in undo)
+
+    duplicate = str(billing.stripe.sessions[stale]["subscription"])
+    assert billing.stripe.subscriptions[duplicate]["status"] == "canceled"
+    assert billing.stripe.subscriptions[kept]["status"] == "active"
+    invoice = billing.stripe.invoices[billing.stripe.subscriptions[duplicate]["latest_invoice"]]
+    refunds = [
+        r["amount"]
+        for r in billing.stripe.refunds.values()
+        if r["payment_intent"] == invoice["_payment_intent"]
+    ]
+    assert refunds == [1999]
+    account = await credit.account(user)
+    assert (account.plan_name, account.is_unlimited) == ("enterprise", True)
+    history = await billing.history(user)
+    assert sorted((p.plan_name, p.amount, p.status) for p in history.payments) == [
+        ("enterprise", 9999, "succeeded"),
+        ("pro", 1999, "refunded"),
+    ]
+    await billing.deliver_all([*events, *billing.stripe.take_events()])  # redelivered: once only
+    assert [
+        r["amount"]
+        for r in billing.stripe.refunds.values()
+        if r["payment_intent"] == invoice["_payment_intent"]
+    ] == [1999]
+    assert (await credit.account(user)).plan_name == "enterprise"
+
+
+# --- idempotent replays report what became of the request ---
+
+
+async def test_replaying_a_plan_change_reports_what_became_of_its_checkout(
+    billing: BillingClient, credit: CreditClient
+) -> None:
+    user = await billing.signup()
+    expired_key, paid_key = secrets.token_hex(8), secrets.token_hex(8)
+    first = await billing.change_plan(user, "pro", key=expired_key)
+    await billing.deliver_all(billing.stripe.expire_checkout(first.session_id))  # a day later
+    again = await billing.change_plan(user, "pro", key=expired_key)
+    assert (again.status, again.checkout_url, again.session_id) == (
+        "expired",
+        "",
+        first.session_id,
+    )
+
+    fresh = await billing.change_plan(user, "pro", key=paid_key)
+    assert fresh.status == "checkout"
+    assert fresh.session_id != first.session_id
+    billing.stripe.take_events()
+    await billing.deliver_all(billing.stripe.complete_checkout(fresh.session_id))
+    replay = await billing.change_plan(user, "pro", key=paid_key)
+    assert (replay.status, replay.checkout_url, replay.session_id) == (
+        "paid",
+        "",
+        fresh.session_id,
+    )
+    assert (await billing.change_plan(user, "pro", key=expired_key)).status == "expired"
+    assert (await credit.account(user)).plan_name == "pro"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await billing.change_plan(user, "enterprise", key=paid_key)  # the key names another change
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,21 +1,23 @@
-"""Helpers for tests that pay through the real billing service and a local Stripe double."""
+"""Helpers for tests that pay through the real billing service and the local Stripe emulator."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
+from prometheus_client import REGISTRY
 
+from devstack.stripe_emulator import StripeEmulator, body_of, sign
 from services.kit.grpc_errors import reason_of
 from services.kit.migrate import upgrade_all
 from services.kit.settings import ServiceName, Settings
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 from studiox.user.v1 import user_pb2, user_pb2_grpc
 from tests.support.cluster import Cluster
-from tests.support.stripe_double import StripeDouble, body_of, sign
 from tests.support.tokens import DEFAULT_KEY, bearer, new_user_id
 
 PAID_SERVICES: tuple[ServiceName, ...] = ("credit", "user", "billing")
@@ -35,7 +37,7 @@ def auth(user: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 class BillingClient:
-    def __init__(self, cluster: Cluster, stripe: StripeDouble) -> None:
+    def __init__(self, cluster: Cluster, stripe: StripeEmulator) -> None:
         self.stub = billing_pb2_grpc.BillingServiceStub(cluster.channel("billing"))
         self.users = user_pb2_grpc.UserServiceStub(cluster.channel("user"))
         self.stripe = stripe
@@ -106,3 +108,39 @@ class BillingClient:
 
 def status_of(err: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str | None]:
     return err.code(), reason_of(err)
+
+
+def events_counted(event_type: str, outcome: str) -> float:
+    """studiox_webhook_events_total of this process (the in-process cluster's billing service)."""
+    labels = {"type": event_type, "outcome": outcome}
+    return REGISTRY.get_sample_value("studiox_webhook_events_total", labels) or 0.0
+
+
+def customer_of(stripe: StripeEmulator, user: str) -> str:
+    """The user's Stripe customer, as Stripe has it."""
+    return next(
+        c["id"] for c in stripe.customers.values() if c["metadata"].get("studiox_user_id") == user
+    )
+
+
+def open_session_at_stripe(stripe: StripeEmulator, user: str, price: str) -> str:
+    """A subscription Checkout Session opened at Stripe for the user's customer without going
+    through this release (one an earlier release left open, or one being paid at the very moment
+    it was expired): what the one-subscription rule must survive."""
+    metadata = {"studiox_user_id": user}
+    status, body, _ = stripe.handle(
+        "POST",
+        "/v1/checkout/sessions",
+        {
+            "mode": "subscription",
+            "customer": customer_of(stripe, user),
+            "line_items": [{"price": price, "quantity": "1"}],
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+            "success_url": "http://localhost:5173/billing",
+        },
+        f"Bearer {stripe.secret_key}",
+        f"test-session:{secrets.token_hex(8)}",
+    )
+    assert status == 200, body
+    return str(body["id"])

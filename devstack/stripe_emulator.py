@@ -1,10 +1,11 @@
-"""A local Stripe double on 127.0.0.1 for the real `stripe` library (pointed at it through
-STRIPE_API_BASE): customers, Checkout Sessions, PaymentIntents and subscriptions over Stripe's
-form-encoded v1 API, with Stripe's error shapes and its Idempotency-Key rules (the same key with the
-same parameters answers the first response again; with other parameters, an idempotency_error).
+"""A local Stripe emulator on 127.0.0.1 for the real `stripe` library (pointed at it through
+STRIPE_API_BASE), used by the tests and by the dev stack: customers, Checkout Sessions,
+PaymentIntents, subscriptions, invoices and refunds over Stripe's form-encoded v1 API, with
+Stripe's error shapes and its Idempotency-Key rules (the same key with the same parameters answers
+the first response again; with other parameters, an idempotency_error).
 
 What Stripe does on its own side (a customer paying on the Checkout page, a renewal, the end of a
-period) is done by test helpers that change the state and queue the events Stripe would send;
+period) is done by helper methods that change the state and queue the events Stripe would send;
 `sign()` signs an event body exactly as Stripe does (`t=<unix>,v1=<hex hmac_sha256>`)."""
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from urllib.parse import parse_qsl, urlsplit
 from services.credit.domain import add_months
 
 API_VERSION = "2026-10-28.endive"
-SECRET_KEY = "sk_test_studiox_double"
-WEBHOOK_SECRET = "whsec_studiox_double"
+# Test-mode credentials of the emulator only: nothing real is ever signed or paid with them.
+SECRET_KEY = "sk_test_studiox_double"  # noqa: S105
+WEBHOOK_SECRET = "whsec_studiox_double"  # noqa: S105
 PRICE_PRO = "price_pro_monthly"
 PRICE_ENTERPRISE = "price_enterprise_monthly"
 # Stripe's test payment methods usable by any customer.
@@ -73,7 +75,8 @@ def parse_form(body: str) -> Json:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    return _listify(root)
+    parsed: Json = _listify(root)
+    return parsed
 
 
 def _listify(node: Any) -> Any:
@@ -97,16 +100,19 @@ class Recorded:
     idempotency_key: str | None
 
 
-class StripeDouble:
+class StripeEmulator:
     def __init__(
         self,
         *,
         secret_key: str = SECRET_KEY,
         webhook_secret: str = WEBHOOK_SECRET,
         prices: dict[str, int] | None = None,
+        checkout_url_base: str = "https://checkout.stripe.com/c/pay",
     ) -> None:
         self.secret_key = secret_key
         self.webhook_secret = webhook_secret
+        # Where a Checkout Session's `url` points (the dev stack serves a local page there).
+        self.checkout_url_base = checkout_url_base.rstrip("/")
         self.prices: dict[str, Json] = {
             price_id: {
                 "id": price_id,
@@ -124,6 +130,7 @@ class StripeDouble:
         self.subscriptions: dict[str, Json] = {}
         self.invoices: dict[str, Json] = {}
         self.payment_methods: dict[str, str] = {}  # saved pm id -> customer id
+        self.refunds: dict[str, Json] = {}
         self.requests: list[Recorded] = []
         self.outbox: list[Json] = []
         self._idempotent: dict[str, tuple[str, int, Json]] = {}
@@ -169,7 +176,7 @@ class StripeDouble:
     # --- wiring ---
 
     @contextmanager
-    def running(self) -> Iterator[StripeDouble]:
+    def running(self) -> Iterator[StripeEmulator]:
         thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         thread.start()
         try:
@@ -178,8 +185,12 @@ class StripeDouble:
             self._httpd.shutdown()
             self._httpd.server_close()
 
+    def close(self) -> None:
+        """Release the listening socket when another server serves `handle()` (the dev stack)."""
+        self._httpd.server_close()
+
     def settings(self) -> dict[str, Any]:
-        """Overrides for tests.support.cluster.make_settings."""
+        """Settings overrides (field names of services.kit.settings.Settings)."""
         return {
             "stripe_secret_key": self.secret_key,
             "stripe_webhook_secret": self.webhook_secret,
@@ -244,8 +255,12 @@ class StripeDouble:
                 return self._get(self.customers, "customer", cid)
             case ("POST", "checkout/sessions", []):
                 return self._create_session(params)
+            case ("GET", "checkout/sessions", []):
+                return self._list_sessions(params)
             case ("GET", "checkout/sessions", [sid]):
                 return self._get(self.sessions, "checkout.session", sid)
+            case ("POST", "checkout/sessions", [sid, "expire"]):
+                return self._expire_session(sid)
             case ("POST", "payment_intents", []):
                 return self._create_intent(params)
             case ("GET", "payment_intents", [pid]):
@@ -253,18 +268,57 @@ class StripeDouble:
             case ("GET", "subscriptions", []):
                 return self._list_subscriptions(params)
             case ("GET", "subscriptions", [sub_id]):
-                return self._get(self.subscriptions, "subscription", sub_id)
+                sub = self._get(self.subscriptions, "subscription", sub_id)
+                return self._expand_subscription(sub, _expand(params))
+            case ("GET", "invoices", [invoice_id]):
+                invoice = self._get(self.invoices, "invoice", invoice_id)
+                return self._expand_invoice(invoice, _expand(params))
+            case ("POST", "refunds", []):
+                return self._create_refund(params)
+            case ("GET", "refunds", [refund_id]):
+                return self._get(self.refunds, "refund", refund_id)
             case ("POST", "subscriptions", [sub_id]):
                 return self._update_subscription(sub_id, params)
             case ("DELETE", "subscriptions", [sub_id]):
-                return self.cancel_now(sub_id)[-1]["data"]["object"]
+                canceled: Json = self.cancel_now(sub_id)[-1]["data"]["object"]
+                return canceled
         raise StripeFailure(404, "invalid_request_error", f"Unrecognized request URL ({path})")
 
     @staticmethod
     def _get(store: dict[str, Json], kind: str, object_id: str) -> Json:
         if object_id not in store:
             raise not_found(kind, object_id)
-        return copy.deepcopy(store[object_id])
+        return {k: copy.deepcopy(v) for k, v in store[object_id].items() if not k.startswith("_")}
+
+    def _expand_subscription(self, sub: Json, expand: set[str]) -> Json:
+        if "latest_invoice" in expand and sub.get("latest_invoice") in self.invoices:
+            sub["latest_invoice"] = self._get(self.invoices, "invoice", sub["latest_invoice"])
+        return sub
+
+    def _expand_invoice(self, invoice: Json, expand: set[str]) -> Json:
+        """`payments` (the invoice's PaymentIntents) is only sent when asked for, as by Stripe."""
+        if "payments" in expand:
+            stored = self.invoices[invoice["id"]]
+            intent = stored.get("_payment_intent")
+            invoice["payments"] = {
+                "object": "list",
+                "data": (
+                    [
+                        {
+                            "id": f"inpay_{intent[3:]}",
+                            "object": "invoice_payment",
+                            "invoice": invoice["id"],
+                            "amount_paid": stored["amount_paid"],
+                            "status": "paid",
+                            "payment": {"type": "payment_intent", "payment_intent": intent},
+                        }
+                    ]
+                    if intent
+                    else []
+                ),
+                "has_more": False,
+            }
+        return invoice
 
     # --- objects ---
 
@@ -335,7 +389,7 @@ class StripeDouble:
             "mode": mode,
             "status": "open",
             "payment_status": "unpaid",
-            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "url": f"{self.checkout_url_base}/{session_id}",
             "customer": customer,
             "client_reference_id": params.get("client_reference_id"),
             "metadata": params.get("metadata", {}),
@@ -480,10 +534,10 @@ class StripeDouble:
                     "metadata": copy.deepcopy(sub["metadata"]),
                 },
             },
-            "status": "paid" if paid else "open",
+            "status": "open",
             "billing_reason": reason,
             "amount_due": due,
-            "amount_paid": due if paid else 0,
+            "amount_paid": 0,
             "currency": "usd",
             "lines": {
                 "object": "list",
@@ -504,7 +558,77 @@ class StripeDouble:
         }
         self.invoices[invoice["id"]] = invoice
         sub["latest_invoice"] = invoice["id"]
+        if paid:
+            self._pay_invoice(invoice)
         return invoice
+
+    def _pay_invoice(self, invoice: Json) -> None:
+        """The invoice's PaymentIntent succeeds (none for an invoice of 0, as at Stripe)."""
+        invoice["status"] = "paid"
+        invoice["amount_paid"] = invoice["amount_due"]
+        if invoice["amount_due"] > 0:
+            intent = self._intent(
+                amount=invoice["amount_due"],
+                customer=invoice["customer"],
+                metadata={},
+                status="succeeded",
+                pm=PM_VISA,
+            )
+            invoice["_payment_intent"] = intent["id"]
+
+    def _list_sessions(self, params: Json) -> Json:
+        found = [
+            self._public(session)
+            for session in self.sessions.values()
+            if params.get("customer") in (None, session["customer"])
+            and params.get("status") in (None, session["status"])
+        ]
+        found.sort(key=lambda s: s["created"], reverse=True)  # newest first, as Stripe lists
+        url = "/v1/checkout/sessions"
+        return {"object": "list", "data": found, "has_more": False, "url": url}
+
+    def _expire_session(self, session_id: str) -> Json:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise not_found("checkout.session", session_id)
+        if session["status"] != "open":
+            raise StripeFailure(
+                400,
+                "invalid_request_error",
+                'Only Checkout Sessions with a status in ["open"] can be expired.',
+            )
+        self.expire_checkout(session_id)
+        return self._public(session)
+
+    def _create_refund(self, params: Json) -> Json:
+        intent = self.intents.get(str(params.get("payment_intent")))
+        if intent is None:
+            raise not_found("payment_intent", str(params.get("payment_intent")))
+        refundable = intent["amount_received"] - intent.get("_refunded", 0)
+        amount = int(params.get("amount", refundable))
+        if intent["status"] != "succeeded" or refundable <= 0:
+            raise StripeFailure(
+                400,
+                "invalid_request_error",
+                "Charge has already been refunded.",
+                code="charge_already_refunded",
+            )
+        if not 0 < amount <= refundable:
+            raise StripeFailure(400, "invalid_request_error", "Invalid amount", param="amount")
+        intent["_refunded"] = intent.get("_refunded", 0) + amount
+        refund = {
+            "id": self._new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "status": "succeeded",
+            "metadata": params.get("metadata", {}),
+            "created": int(time.time()),
+        }
+        self.refunds[refund["id"]] = refund
+        self._queue("refund.created", refund)
+        return copy.deepcopy(refund)
 
     def _list_subscriptions(self, params: Json) -> Json:
         status = params.get("status")
@@ -516,8 +640,9 @@ class StripeDouble:
                 return bool(sub["status"] == status)
             return bool(sub["status"] != "canceled")  # Stripe's default
 
+        expand = {e.removeprefix("data.") for e in _expand(params)}
         found = [
-            copy.deepcopy(sub)
+            self._expand_subscription(copy.deepcopy(sub), expand)
             for sub in self.subscriptions.values()
             if sub["customer"] == params.get("customer") and listed(sub)
         ]
@@ -605,6 +730,24 @@ class StripeDouble:
             intent.pop("next_action", None)
             return [self._queue("payment_intent.succeeded", intent)]
 
+    def decline_checkout(self, session_id: str) -> list[Json]:
+        """The customer's card is declined on the Checkout page: the session stays open (they may
+        try another card); a payment-mode session's PaymentIntent reports the failure."""
+        with self._lock:
+            session = self.sessions[session_id]
+            assert session["status"] == "open", session["status"]
+            if session["mode"] != "payment":
+                return []
+            intent = self._intent(
+                amount=session["amount_total"],
+                customer=session["customer"],
+                metadata=session["_payment_intent_data"].get("metadata", {}),
+                status="requires_payment_method",
+                pm=PM_DECLINED,
+            )
+            intent["last_payment_error"] = {"code": "card_declined", "decline_code": "generic"}
+            return [self._queue("payment_intent.payment_failed", intent)]
+
     def expire_checkout(self, session_id: str) -> list[Json]:
         with self._lock:
             session = self.sessions[session_id]
@@ -642,6 +785,21 @@ class StripeDouble:
             return [
                 self._queue("invoice.payment_failed", invoice),
                 self._queue("customer.subscription.updated", sub, previous={"status": "active"}),
+            ]
+
+    def pay_renewal(self, sub_id: str) -> list[Json]:
+        """Stripe's retry of a past_due renewal succeeds: its invoice is paid, the subscription is
+        active again (same period)."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            invoice = self.invoices[sub["latest_invoice"]]
+            assert invoice["status"] == "open", invoice["status"]
+            self._pay_invoice(invoice)
+            previous = {"status": sub["status"]}
+            sub["status"] = "active"
+            return [
+                self._queue("invoice.paid", invoice),
+                self._queue("customer.subscription.updated", sub, previous=previous),
             ]
 
     def end_period(self, sub_id: str) -> list[Json]:
@@ -700,6 +858,11 @@ class StripeDouble:
     def writes(self) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if r.method in ("POST", "DELETE")]
+
+
+def _expand(params: Json) -> set[str]:
+    expand = params.get("expand") or []
+    return {str(e) for e in (expand if isinstance(expand, list) else [expand])}
 
 
 def _plus_month(unix: int) -> int:

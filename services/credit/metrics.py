@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.credit.domain import Posting
 
@@ -13,6 +13,16 @@ CREDITS = Counter(
 )
 ENTRIES = Counter("studiox_ledger_entries_total", "Ledger entries applied", ["kind"])
 REFUSED_CHARGES = Counter("studiox_charges_refused_total", "Charges refused", ["reason"])
+LEDGER_VERIFICATIONS = Counter(
+    "studiox_ledger_verifications_total",
+    "Ledger verifications (VerifyLedger, `studiox ledger verify`) by outcome: ok or mismatch",
+    ["outcome"],
+)
+LEDGER_DIFFERENCES = Gauge(
+    "studiox_ledger_differences",
+    "Accounts whose balance did not equal the sum of their entries (or had a negative bucket) at "
+    "this process's latest verification",
+)
 
 
 def record(posting: Posting) -> None:
@@ -22,3 +32,8 @@ def record(posting: Posting) -> None:
     ENTRIES.labels(kind).inc()
     amount = abs(posting.entry.usage) if kind in ("charge", "refund") else abs(posting.entry.amount)
     CREDITS.labels(kind).inc(amount)
+
+
+def record_verification(differences: int) -> None:
+    LEDGER_VERIFICATIONS.labels("mismatch" if differences else "ok").inc()
+    LEDGER_DIFFERENCES.set(differences)

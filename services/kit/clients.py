@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from services.kit import tracing
 from services.kit.access import INTERNAL_TOKEN_HEADER
 from services.kit.context import current_request_id
 from services.kit.errors import DomainError, ErrorKind, Unavailable
@@ -51,7 +52,9 @@ class ServiceChannels:
                 interceptors=[
                     _InternalCallInterceptor(
                         self._settings.internal_service_token.get_secret_value()
-                    )
+                    ),
+                    # Passes the current trace on (when tracing is configured).
+                    *tracing.client_interceptors(),
                 ],
                 options=[
                     ("grpc.keepalive_time_ms", 30_000),

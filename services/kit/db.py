@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.kit import tracing
 from services.kit.settings import ServiceName, Settings
 
 # Each service owns one PostgreSQL schema; `user` is a reserved word, hence the plurals.
@@ -41,6 +42,7 @@ class Database:
             connect_args={"options": "-c TimeZone=UTC"},
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        tracing.instrument_engine(self.engine)  # statements as spans, when tracing is configured
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

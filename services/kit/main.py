@@ -6,10 +6,11 @@ import argparse
 import asyncio
 from collections.abc import Callable
 
+from services.kit import tracing
 from services.kit.logs import configure_logging
 from services.kit.migrate import upgrade
 from services.kit.server import ServiceSpec, serve
-from services.kit.settings import ServiceName, Settings, load_settings
+from services.kit.settings import ServiceName, Settings, startup_settings
 
 SpecFactory = Callable[[Settings], ServiceSpec]
 
@@ -24,9 +25,15 @@ def run_service(name: ServiceName, build_spec: SpecFactory, argv: list[str] | No
         help="serve (default), migrate its schema, or both",
     )
     ns = parser.parse_args(argv)
-    settings = load_settings()
+    # Secrets are checked before serving (a migration needs only the database).
+    settings = startup_settings(name, check_secrets=ns.command != "migrate")
     configure_logging(name, settings.log_level, settings.log_format)
     if ns.command in ("migrate", "migrate-and-serve"):
         upgrade(name, settings)
     if ns.command in ("serve", "migrate-and-serve"):
-        asyncio.run(serve(build_spec(settings), settings))
+        # Before the spec is built: its database engine is instrumented as it is created.
+        tracing.configure(name)
+        try:
+            asyncio.run(serve(build_spec(settings), settings))
+        finally:
+            tracing.shutdown()

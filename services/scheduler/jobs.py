@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
@@ -30,6 +30,13 @@ JOB_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
 )
 JOB_RUNS = Counter("studiox_job_runs_total", "Scheduler job runs", ["job", "outcome"])
+# What a missed daily reset is alerted on (deploy/prometheus/rules.yml); the leader also sets it
+# from scheduler.job_runs when it takes over, so a restart does not hide an old success.
+LAST_SUCCESS = Gauge(
+    "studiox_job_last_success_timestamp_seconds",
+    "Start time (Unix seconds) of the job's latest successful run",
+    ["job"],
+)
 CALL_TIMEOUT_SECONDS = 120.0
 MAX_RESET_BATCHES = 10_000  # a bound on one run: 10k batches of 10k accounts
 
@@ -119,6 +126,7 @@ class JobRunner:
 
     async def run(self, name: str, trigger: str = "schedule") -> JobRun:
         job = self._jobs.named(name)
+        started_at = datetime.now(UTC)
         async with self._db.transaction() as conn:
             run_id = await store.record_start(conn, name, self._instance, trigger)
         started = time.perf_counter()
@@ -134,6 +142,8 @@ class JobRunner:
             await store.record_finish(conn, run_id, result.outcome, result.counts, result.error)
         JOB_SECONDS.labels(name, result.outcome).observe(elapsed)
         JOB_RUNS.labels(name, result.outcome).inc()
+        if result.outcome == "ok":
+            LAST_SUCCESS.labels(name).set(started_at.timestamp())
         log.info(
             "job finished",
             extra={

@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime
 
 import schedule
+from prometheus_client import Gauge
 
 from services.kit.db import Database
 from services.scheduler import store
@@ -23,11 +24,12 @@ from services.scheduler.domain import (
     daily_run_due,
     parse_daily_time,
 )
-from services.scheduler.jobs import JobRunner
+from services.scheduler.jobs import LAST_SUCCESS, JobRunner
 from services.scheduler.leader import LeaderLock
 
 log = logging.getLogger("studiox.scheduler")
 LEADER_TICK_SECONDS = 0.5
+LEADER = Gauge("studiox_scheduler_leader", "1 while this replica leads the scheduler, else 0")
 
 
 class SchedulerLoop:
@@ -47,6 +49,7 @@ class SchedulerLoop:
         return self._schedule is not None
 
     async def run(self) -> None:
+        LEADER.set(0)
         try:
             while True:
                 if self.is_leader:
@@ -72,12 +75,14 @@ class SchedulerLoop:
         plan.every(self._config.process_every_seconds).seconds.do(self._launch, PROCESS_TASKS)
         plan.every(self._config.repair_every_seconds).seconds.do(self._launch, REPAIR)
         self._schedule = plan
+        LEADER.set(1)
         self._launch(CREDIT_RESET, trigger="catch-up")
 
     def _step_down(self) -> None:
         if self._schedule is not None:
             log.warning("no longer scheduler leader", extra={"instance": self._config.instance})
         self._schedule = None
+        LEADER.set(0)
         for task in self._running.values():
             task.cancel()
 
@@ -92,6 +97,8 @@ class SchedulerLoop:
         if name == CREDIT_RESET:
             async with self._db.autocommit() as conn:
                 last = await store.last_success_start(conn, CREDIT_RESET)
+            if last is not None:
+                LAST_SUCCESS.labels(CREDIT_RESET).set(last.timestamp())
             if not daily_run_due(last, datetime.now(UTC), self._reset_at):
                 return
         await self._runner.run(name, trigger)

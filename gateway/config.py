@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
-from services.kit.settings import SERVICE_NAMES, Settings
+from services.kit import tracing
+from services.kit.settings import GATEWAY_MAX_REQUEST_HEADERS_KB, SERVICE_NAMES, Settings
 
 GATEWAY_DIR = Path(__file__).resolve().parent
 TEMPLATE = GATEWAY_DIR / "envoy.yaml.tmpl"
@@ -37,6 +40,7 @@ class GatewayConfig:
     admin_port: int = 9901
     listen_host: str = "0.0.0.0"
     max_request_bytes: int = 1_048_576
+    max_request_headers_kb: int = GATEWAY_MAX_REQUEST_HEADERS_KB
     lua_path: Path = field(default=LUA)
     # Per client address: sustained requests per second and burst; 0 turns the limit off.
     rate_limit_rps: int = 20
@@ -46,14 +50,34 @@ class GatewayConfig:
     trusted_hops: int = 0
     # Port of a listener serving Envoy's /stats/prometheus (the admin API stays on loopback).
     metrics_port: int = 0
+    # OTLP/gRPC collector receiving Envoy's spans (`http://host:4317`); empty: no tracing at all.
+    otlp_endpoint: str = ""
+    # Share of new traces Envoy starts; a traceparent that arrives keeps its own decision.
+    trace_sampling: float = 1.0
 
 
 DESCRIPTOR = GATEWAY_DIR.parent / "build" / "api.pb"
+# Files the gateway answers by itself (direct_response; Envoy reads them when it loads the config):
+# the API document and its reference page. GET path -> (file, content type).
+OPENAPI_DOCUMENT = GATEWAY_DIR.parent / "docs" / "openapi.json"
+DOCS_PAGE_DIR = GATEWAY_DIR / "docs"
+STATIC_FILES: dict[str, tuple[Path, str]] = {
+    "/api/openapi.json": (OPENAPI_DOCUMENT, "application/json"),
+    "/docs": (DOCS_PAGE_DIR / "index.html", "text/html; charset=utf-8"),
+    "/docs/": (DOCS_PAGE_DIR / "index.html", "text/html; charset=utf-8"),
+    "/docs/redoc.standalone.js": (
+        DOCS_PAGE_DIR / "redoc.standalone.js",
+        "text/javascript; charset=utf-8",
+    ),
+}
+STATUS_SERVICE = "studiox.status.v1.StatusService"
+OTEL_CLUSTER = "otel_collector"
 
 
 def from_settings(settings: Settings) -> GatewayConfig:
     """The gateway for this environment: upstream endpoints from the service addresses (a DNS name
     resolving to every replica, or a comma-separated list)."""
+    otel = tracing.environment()  # the standard OTEL_* variables, as services read them
     return GatewayConfig(
         port=settings.port,
         frontend_url=settings.frontend_url,
@@ -66,6 +90,8 @@ def from_settings(settings: Settings) -> GatewayConfig:
         rate_limit_burst=settings.gateway_rate_limit_burst,
         trusted_hops=settings.gateway_trusted_hops,
         metrics_port=settings.gateway_metrics_port,
+        otlp_endpoint=tracing.configured_endpoint(otel) or "",
+        trace_sampling=tracing.sampling_ratio(otel),
     )
 
 
@@ -86,6 +112,110 @@ def read_methods(descriptor_path: Path) -> list[str]:
                 if rule.get:
                     found.append(f"/{full}/{method.name}")
     return sorted(found)
+
+
+def route_stat_names(descriptor_path: Path) -> dict[str, str]:
+    """`/package.Service/Method` of every public RPC (and the status check) -> the name its
+    per-route stats carry (`task_CreateTask`: Envoy's `envoy_virtual_cluster` label)."""
+    from google.protobuf import descriptor_pb2
+
+    clusters = {**PUBLIC_ROUTES, STATUS_SERVICE: "status"}
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    names = {}
+    for file in files.file:
+        for service in file.service:
+            full = f"{file.package}.{service.name}"
+            if full in clusters:
+                for method in service.method:
+                    names[f"/{full}/{method.name}"] = f"{clusters[full]}_{method.name}"
+    return dict(sorted(names.items()))
+
+
+def _virtual_clusters(descriptor_path: Path) -> str:
+    """One virtual cluster per RPC: Envoy then keeps request counts by response code and latency
+    histograms per route (the alert rules' and dashboard's error ratio and latency)."""
+    lines = ["                      virtual_clusters:"]
+    for path, name in route_stat_names(descriptor_path).items():
+        lines += [
+            f"                        - name: {name}",
+            f'                          headers: [{{name: ":path", string_match: {{exact: "{path}"}}}}]',
+        ]
+    return "\n".join(lines)
+
+
+def _grpc_stats_filter(descriptor_path: Path) -> str:
+    """The gRPC status every RPC answered, counted at the edge per method (the services' replies
+    are never trailers-only, so Envoy's route stats see HTTP 200 for a gRPC error). Only the
+    public methods are counted: a made-up method name cannot add stats."""
+    services: dict[str, list[str]] = {}
+    for path in route_stat_names(descriptor_path):
+        service, method = path.strip("/").split("/")
+        services.setdefault(service, []).append(method)
+    pad = "                  "
+    lines = [
+        f"{pad}- name: envoy.filters.http.grpc_stats",
+        f"{pad}  typed_config:",
+        f'{pad}    "@type": type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig',
+        f"{pad}    enable_upstream_stats: true",
+        f"{pad}    individual_method_stats_allowlist:",
+        f"{pad}      services:",
+    ]
+    for service, methods in services.items():
+        lines += [
+            f"{pad}        - name: {service}",
+            f"{pad}          method_names: [{', '.join(methods)}]",
+        ]
+    return "\n".join(lines)
+
+
+def _tracing(config: GatewayConfig) -> str:
+    """Envoy's OpenTelemetry tracer: starts a trace (or continues the caller's `traceparent`) and
+    passes it to the service; rendered only when a collector is configured."""
+    if not config.otlp_endpoint:
+        return ""
+    pad = "                "
+    return "\n".join(
+        [
+            f"{pad}tracing:",
+            f"{pad}  random_sampling: {{value: {config.trace_sampling * 100:g}}}",
+            f"{pad}  provider:",
+            f"{pad}    name: envoy.tracers.opentelemetry",
+            f"{pad}    typed_config:",
+            f'{pad}      "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+            f"{pad}      grpc_service:",
+            f"{pad}        envoy_grpc: {{cluster_name: {OTEL_CLUSTER}}}",
+            f"{pad}        timeout: 2s",
+            f"{pad}      service_name: studiox-gateway",
+            # Sampling must not rewrite request ids (Envoy would pack its decision into a UUID).
+            f"{pad}request_id_extension:",
+            f"{pad}  typed_config:",
+            f'{pad}    "@type": type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig',
+            f"{pad}    pack_trace_reason: false",
+            f"{pad}    use_request_id_for_trace_sampling: false",
+        ]
+    )
+
+
+def _collector_cluster(endpoint: str) -> str:
+    parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if not parts.hostname:
+        raise ValueError(f"OTLP endpoint has no host: {endpoint!r}")
+    cluster = _cluster(OTEL_CLUSTER, [f"{parts.hostname}:{parts.port or 4317}"])
+    if parts.scheme != "https":
+        return cluster
+    return "\n".join(
+        [
+            cluster,
+            "      transport_socket:",
+            "        name: envoy.transport_sockets.tls",
+            "        typed_config:",
+            '          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+            f"          sni: {parts.hostname}",
+            "          common_tls_context:",
+            "            validation_context:",
+            "              trusted_ca: {filename: /etc/ssl/certs/ca-certificates.crt}",
+        ]
+    )
 
 
 def exec_envoy(config_path: Path) -> None:
@@ -212,12 +342,55 @@ def _cluster(name: str, endpoints: list[str], *, http2: bool = True) -> str:
     )
 
 
+def _static_routes() -> str:
+    """GET-only routes answered from STATIC_FILES; the transcoder is off there, since it would
+    refuse a path that no RPC binds (reject_unknown_method)."""
+    lines = []
+    for path, (source, content_type) in STATIC_FILES.items():
+        lines += [
+            f'                        - match: {{path: "{path}", headers: [{{name: ":method", string_match: {{exact: GET}}}}]}}',
+            "                          direct_response:",
+            "                            status: 200",
+            f"                            body: {{filename: {json.dumps(str(source))}}}",
+            "                          response_headers_to_add:",
+            f'                            - header: {{key: content-type, value: "{content_type}"}}',
+            "                              append_action: OVERWRITE_IF_EXISTS_OR_ADD",
+            '                            - header: {key: cache-control, value: "no-cache"}',
+            "                          typed_per_filter_config:",
+            "                            envoy.filters.http.grpc_json_transcoder:",
+            '                              "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig',
+            "                              disabled: true",
+        ]
+    return "\n".join(lines)
+
+
+def _static_reply_mappers() -> str:
+    """A direct response is a local reply: without these, body_format would wrap the file in the
+    JSON error envelope. Each keeps its file as is, with its content type."""
+    lines = []
+    for path, (_, content_type) in STATIC_FILES.items():
+        regex = json.dumps("^" + re.escape(path) + r"(\?.*)?$")
+        lines += [
+            "                    - filter:",
+            "                        and_filter:",
+            "                          filters:",
+            "                            - status_code_filter: {comparison: {op: EQ, value: {default_value: 200, runtime_key: lr_static}}}",
+            f'                            - header_filter: {{header: {{name: ":path", string_match: {{safe_regex: {{regex: {regex}}}}}}}}}',
+            "                      body_format_override:",
+            '                        text_format_source: {inline_string: "%LOCAL_REPLY_BODY%"}',
+            f'                        content_type: "{content_type}"',
+        ]
+    return "\n".join(lines)
+
+
 def render(config: GatewayConfig) -> str:
     status_endpoints = [e for endpoints in config.upstreams.values() for e in endpoints]
     clusters = [_cluster(name, eps) for name, eps in config.upstreams.items()]
     clusters.append(_cluster("status", status_endpoints))
     if config.metrics_port:
         clusters.append(_cluster("envoy_admin", [f"127.0.0.1:{config.admin_port}"], http2=False))
+    if config.otlp_endpoint:
+        clusters.append(_collector_cluster(config.otlp_endpoint))
     return Template(TEMPLATE.read_text()).substitute(
         admin_port=config.admin_port,
         listen_host=config.listen_host,
@@ -227,7 +400,13 @@ def render(config: GatewayConfig) -> str:
         descriptor_path=config.descriptor_path,
         lua_path=config.lua_path,
         max_request_bytes=config.max_request_bytes,
+        max_request_headers_kb=config.max_request_headers_kb,
         service_routes=_routes(config.descriptor_path),
+        static_routes=_static_routes(),
+        static_reply_mappers=_static_reply_mappers(),
+        virtual_clusters=_virtual_clusters(config.descriptor_path),
+        grpc_stats_filter=_grpc_stats_filter(config.descriptor_path),
+        tracing=_tracing(config),
         clusters="\n".join(clusters),
         rate_limit_filter=_rate_limit_filter(config),
         trusted_hops=config.trusted_hops,

@@ -18,14 +18,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from services.kit.access import Access, access_for, check_internal
+from services.kit import tracing
+from services.kit.access import Access, access_for, check_admin, check_internal
 from services.kit.auth import Identity, make_authenticator, set_identity
 from services.kit.context import new_request_id, request_id_var
 from services.kit.errors import DomainError
-from services.kit.grpc_errors import status_for
+from services.kit.grpc_errors import message_for, status_for
 from services.kit.metrics import RPC_DURATION, RPC_TOTAL, start_metrics_server
-from services.kit.settings import ServiceName, Settings
+from services.kit.settings import SERVICE_MAX_METADATA_BYTES, ServiceName, Settings
 from services.kit.status import StatusServicer
+from services.kit.validation import check_request, request_id, tolerant
 from studiox.status.v1 import status_pb2, status_pb2_grpc
 
 log = logging.getLogger("studiox.server")
@@ -58,6 +60,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self._spec = spec
         self._internal_token = settings.internal_service_token.get_secret_value()
         self._authenticate = spec.authenticate or make_authenticator(settings)
+        self._admin_claims = settings.admin_role_claims
+        self._admin_roles = settings.admin_roles
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -86,16 +90,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             metadata = {
                 k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
             }
-            request_id_var.set(metadata.get("x-request-id") or new_request_id())
+            request_id_var.set(request_id(metadata.get("x-request-id")) or new_request_id())
             set_identity(None)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
                 await self._authorize(access, metadata, context)
+                check_request(request)
                 return await inner(request, context)
             except DomainError as err:
                 code, trailers = status_for(err)
-                await context.abort(code, err.message, trailing_metadata=trailers)
+                tracing.record_error(err.kind.value, err.message)
+                await context.abort(code, message_for(err), trailing_metadata=trailers)
             except NotImplementedError:
                 code = grpc.StatusCode.UNIMPLEMENTED
                 await context.abort(code, "Not implemented yet")
@@ -115,6 +121,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("unhandled error in %s", method)
                 await context.abort(code, "Internal server error")
             finally:
+                if tracing.active():
+                    tracing.annotate(request_id_var.get(), request)
                 elapsed = time.perf_counter() - started
                 labels = (self._spec.name, method, code.name)
                 RPC_DURATION.labels(*labels).observe(elapsed)
@@ -135,7 +143,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            # Bytes protobuf refuses reach `wrapped` (as validation.Undecodable) to be answered
+            # as a 400 after access control, instead of failing inside gRPC as INTERNAL.
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -147,7 +157,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if access is Access.INTERNAL:
             check_internal(metadata, self._internal_token, user_present="authorization" in metadata)
             return
-        set_identity(await self._authenticate(metadata))
+        identity = await self._authenticate(metadata)
+        if access is Access.ADMIN:
+            # A valid session is not enough: its role claim must name an admin role.
+            check_admin(identity.claims, self._admin_claims, self._admin_roles)
+        set_identity(identity)
 
 
 @dataclass
@@ -177,11 +191,18 @@ class RunningServer:
 async def start_server(spec: ServiceSpec, settings: Settings, address: str) -> RunningServer:
     """Build, bind and start the server; `address` may use port 0 (the bound port is returned)."""
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(spec, settings)],
+        # Tracing (when configured) wraps the rest, so its span covers access checks and errors.
+        interceptors=[*tracing.server_interceptors(), ServiceInterceptor(spec, settings)],
         options=[
             # Clients reconnect now and then, so replicas added by a scale-up receive traffic.
             ("grpc.max_connection_age_ms", 300_000),
             ("grpc.max_connection_age_grace_ms", 30_000),
+            # Above the gateway's header limit: oversized headers are the gateway's 431.
+            ("grpc.max_metadata_size", SERVICE_MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", SERVICE_MAX_METADATA_BYTES),
+            # A port already taken is an error, not a port silently shared with another process
+            # (SO_REUSEPORT would split connections between the two).
+            ("grpc.so_reuseport", 0),
         ],
     )
     names = list(spec.register(server))
@@ -205,9 +226,12 @@ async def start_server(spec: ServiceSpec, settings: Settings, address: str) -> R
     await server.start()
     running = RunningServer(server=server, port=port, health=health, status=status, spec=spec)
     await health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
-    await _set_health(running, names, serving=True)
+    # SERVING only once the dependencies answered (the database; the scheduler's credit and task):
+    # readiness must already be true when it is reported.
+    serving = spec.probe is None or await _dependencies_ok(spec.probe, quiet=True)
+    await _set_health(running, names, serving=serving)
     if spec.probe is not None:
-        running._probe_task = asyncio.create_task(_watch_dependencies(running, names))
+        running._probe_task = asyncio.create_task(_watch_dependencies(running, names, serving))
     running._background = [asyncio.create_task(loop()) for loop in spec.background]
     return running
 
@@ -227,23 +251,27 @@ async def _set_health(running: RunningServer, names: Sequence[str], *, serving: 
 LIVENESS = "liveness"
 
 
-async def _watch_dependencies(running: RunningServer, names: Sequence[str]) -> None:
+async def _dependencies_ok(probe: Callable[[], Awaitable[None]], *, quiet: bool) -> bool:
+    try:
+        await asyncio.wait_for(probe(), timeout=HEALTH_PROBE_INTERVAL_SECONDS)
+    except Exception as exc:  # any failure means "cannot serve right now"
+        if not quiet:
+            log.warning("dependency check failed: %s", exc)
+        return False
+    return True
+
+
+async def _watch_dependencies(running: RunningServer, names: Sequence[str], serving: bool) -> None:
     probe = running.spec.probe
     assert probe is not None
-    serving = True
     while True:
-        try:
-            await asyncio.wait_for(probe(), timeout=HEALTH_PROBE_INTERVAL_SECONDS)
-            ok = True
-        except Exception as exc:  # any failure means "cannot serve right now"
-            ok = False
-            if serving:
-                log.warning("dependency check failed: %s", exc)
+        # Sooner while not serving: a starting service should not wait a whole interval.
+        await asyncio.sleep(HEALTH_PROBE_INTERVAL_SECONDS / (1 if serving else 4))
+        ok = await _dependencies_ok(probe, quiet=not serving)
         if ok != serving:
             serving = ok
             await _set_health(running, names, serving=ok)
             log.info("health changed", extra={"serving": ok})
-        await asyncio.sleep(HEALTH_PROBE_INTERVAL_SECONDS)
 
 
 async def serve(spec: ServiceSpec, settings: Settings) -> None:

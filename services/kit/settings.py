@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, overload
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["user", "credit", "task", "billing", "scheduler"]
@@ -17,6 +19,18 @@ DEFAULT_GRPC_PORTS: dict[ServiceName, int] = {
     "billing": 50054,
     "scheduler": 50055,
 }
+
+# Request headers the gateway accepts (more answers 431). Services accept twice that as gRPC
+# metadata, so whatever Envoy forwards, with the headers it adds, is never refused there (gRPC's
+# own 8-16 KB default answered RESOURCE_EXHAUSTED, which clients saw as 429).
+GATEWAY_MAX_REQUEST_HEADERS_KB = 32
+SERVICE_MAX_METADATA_BYTES = 2 * GATEWAY_MAX_REQUEST_HEADERS_KB * 1024
+
+# The documented development credential: anyone who read the README knows it.
+DEV_INTERNAL_SERVICE_TOKEN = "dev-internal-token-change-me"  # noqa: S105 - refused in production
+MIN_INTERNAL_TOKEN_LENGTH = 32
+# Services that verify Clerk session tokens (public RPCs); the scheduler and workers verify none.
+TOKEN_VERIFYING: frozenset[str] = frozenset({"user", "credit", "task", "billing"})
 
 
 class Settings(BaseSettings):
@@ -39,11 +53,16 @@ class Settings(BaseSettings):
     clerk_jwks_url: str | None = None
     clerk_jwt_key: str | None = None
     clerk_authorized_parties: Annotated[list[str], NoDecode] = []
+    # Support staff: a session whose claim at one of these dotted paths (e.g. `metadata.role` from a
+    # Clerk session template exposing public metadata, or `org_role`) names one of these roles may
+    # call the admin API. Beware `org_role`: anyone can be admin of an organization they create.
+    admin_role_claims: Annotated[list[str], NoDecode] = ["metadata.role"]
+    admin_roles: Annotated[list[str], NoDecode] = ["admin"]
     # Dev-only signing key trusted in development (the local stack writes it to its state folder).
     dev_jwt_public_key_file: str | None = None
 
     # Service-to-service.
-    internal_service_token: SecretStr = SecretStr("dev-internal-token-change-me")
+    internal_service_token: SecretStr = SecretStr(DEV_INTERNAL_SERVICE_TOKEN)
     grpc_host: str = "127.0.0.1"
     grpc_port: int | None = None
     user_service_addr: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['user']}"
@@ -75,7 +94,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = 10.0
     db_pool_size: int = 10
 
-    @field_validator("clerk_authorized_parties", mode="before")
+    @field_validator("clerk_authorized_parties", "admin_role_claims", "admin_roles", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -120,3 +139,94 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def production_problems(settings: Settings, process: str) -> list[str]:
+    """What keeps `process` (a service name, "worker", ...) from running safely in production: one
+    sentence per problem, naming the variable and the fix. Empty outside production."""
+    if not settings.is_production:
+        return []
+    problems = []
+    token = settings.internal_service_token.get_secret_value()
+    if token == DEV_INTERNAL_SERVICE_TOKEN:
+        problems.append(
+            "INTERNAL_SERVICE_TOKEN is the documented development value; set a random secret of"
+            f" at least {MIN_INTERNAL_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+        )
+    elif len(token) < MIN_INTERNAL_TOKEN_LENGTH:
+        problems.append(
+            f"INTERNAL_SERVICE_TOKEN has {len(token)} characters; at least"
+            f" {MIN_INTERNAL_TOKEN_LENGTH} are required (e.g. `openssl rand -hex 32`)"
+        )
+    if settings.dev_jwt_public_key_file:
+        problems.append(
+            "DEV_JWT_PUBLIC_KEY_FILE is set: development sign-in keys are never trusted in"
+            " production; unset it"
+        )
+    if process in TOKEN_VERIFYING:
+        problems += _clerk_problems(settings)
+    if process == "billing" and settings.stripe_secret_key and not settings.stripe_webhook_secret:
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET is not set while STRIPE_SECRET_KEY is: payments could never be"
+            " confirmed; set the endpoint's signing secret (whsec_...)"
+        )
+    return problems
+
+
+def _clerk_problems(settings: Settings) -> list[str]:
+    if not settings.clerk_issuer:
+        return [
+            "CLERK_ISSUER is not set: no session token could be verified; set your Clerk issuer"
+        ]
+    problems = []
+    if not _is_https(settings.clerk_issuer):
+        problems.append("CLERK_ISSUER must be an https:// URL")
+    if settings.clerk_jwt_key:
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            serialization.load_pem_public_key(settings.clerk_jwt_key.replace("\\n", "\n").encode())
+        except ValueError:
+            problems.append("CLERK_JWT_KEY is not a PEM public key")
+    elif settings.clerk_jwks_url and not _is_https(settings.clerk_jwks_url):
+        problems.append("CLERK_JWKS_URL must be an https:// URL")
+    return problems
+
+
+def _is_https(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
+S = TypeVar("S", bound=Settings)
+
+
+@overload
+def startup_settings(process: str, *, check_secrets: bool = ...) -> Settings: ...
+@overload
+def startup_settings(process: str, *, check_secrets: bool = ..., kind: type[S]) -> S: ...
+def startup_settings(
+    process: str, *, check_secrets: bool = True, kind: type[Settings] = Settings
+) -> Any:
+    """Settings for a process that is starting: an invalid value, or (in production, with
+    check_secrets) an insecure or missing secret, ends it with one line per problem on stderr and
+    exit status 2, never a traceback."""
+    try:
+        settings = kind()
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        _refuse(process, "invalid configuration", lines)
+    if check_secrets:
+        problems = production_problems(settings, process)
+        if problems:
+            _refuse(process, "refusing to start in production", problems)
+    return settings
+
+
+def _refuse(process: str, what: str, problems: list[str]) -> NoReturn:
+    for problem in problems:
+        print(f"studiox {process}: {what}: {problem}", file=sys.stderr)
+    raise SystemExit(2)

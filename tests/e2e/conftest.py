@@ -6,34 +6,42 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devstack.stripe_emulator import StripeEmulator
 from tests.support.database import drop_database, new_database
 from tests.support.dirs import server_tempdir
-from tests.support.stack import Stack
-from tests.support.stripe_double import StripeDouble
+from tests.support.stack import Stack, adopt_orphans
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _processes_end_with_the_session() -> None:
+    """Every process these tests start ends with the session, orphans and SIGTERM included."""
+    adopt_orphans()
 
 
 @pytest.fixture(scope="session")
-def stripe() -> Iterator[StripeDouble]:
-    """The Stripe the e2e stack pays through (a local double on 127.0.0.1)."""
-    double = StripeDouble()
-    with double.running():
-        yield double
+def stripe() -> Iterator[StripeEmulator]:
+    """The Stripe the e2e stack pays through (devstack.stripe_emulator on 127.0.0.1)."""
+    emulator = StripeEmulator()
+    with emulator.running():
+        yield emulator
 
 
 @pytest.fixture(scope="session")
-def stack(stripe: StripeDouble) -> Iterator[Stack]:
+def stack(stripe: StripeEmulator) -> Iterator[Stack]:
     """The whole stack from nothing: a new state folder (embedded PostgreSQL initialized there), or a
     new database on DATABASE_URL's server when that is set."""
     database_url = None
     if os.environ.get("DATABASE_URL"):
         database_url = new_database(os.environ["DATABASE_URL"])
     with server_tempdir("stack") as folder:
-        running = Stack(folder, database_url, extra_env=stripe.environment())
         try:
-            running.start()
-            yield running
+            running = Stack(folder, database_url, extra_env=stripe.environment())
+            try:
+                running.start()
+                yield running
+            finally:
+                running.close()
         finally:
-            running.close()
             if database_url:
                 drop_database(database_url)
 

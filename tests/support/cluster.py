@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,10 +77,20 @@ class Cluster:
         return self._channels[name]
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        for name in list(self.servers):
-            await self.stop(name)
+        """Every channel and server closed, even when one of them fails to."""
+        results = [await _settled(channel.close()) for channel in self._channels.values()]
+        results += [await _settled(self.stop(name)) for name in list(self.servers)]
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+async def _settled(step: Awaitable[None]) -> BaseException | None:
+    try:
+        await step
+    except Exception as exc:
+        return exc
+    return None
 
 
 def quiet_scheduler(**overrides: Any) -> SchedulerConfig:
@@ -87,6 +98,7 @@ def quiet_scheduler(**overrides: Any) -> SchedulerConfig:
         "claim_limit": 0,
         "process_every_seconds": 3600,
         "repair_every_seconds": 3600,
+        "expire_every_seconds": 3600,
         "instance": "cluster",
         **overrides,
     }
@@ -100,6 +112,10 @@ def internal_metadata() -> tuple[tuple[str, str], ...]:
 async def start_cluster(settings: Settings) -> Cluster:
     await asyncio.to_thread(upgrade_all, settings)
     cluster = Cluster(settings)
-    for name in SERVICE_NAMES:
-        await cluster.start(name)
+    try:
+        for name in SERVICE_NAMES:
+            await cluster.start(name)
+    except BaseException:
+        await cluster.close()  # the servers already started, not left serving in this process
+        raise
     return cluster

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -111,6 +112,15 @@ class BenchReport:
             ]
             notes = DOCS / "RELIABILITY_NOTES.md"
             extra = ("\n" + notes.read_text()) if notes.exists() else ""
+            extra += _fuzz_section(DOCS / "RELIABILITY.md")
             (DOCS / "RELIABILITY.md").write_text(
                 "\n".join(header + self.reliability) + "\n" + extra
             )
+
+
+def _fuzz_section(path: Path) -> str:
+    """`make fuzz` keeps its Schemathesis figures in RELIABILITY.md between markers; a bench run
+    rewrites the rest of the file and keeps them."""
+    text = path.read_text() if path.exists() else ""
+    found = re.search(r"<!-- schemathesis:start -->.*?<!-- schemathesis:end -->\n?", text, re.S)
+    return ("\n" + found.group(0)) if found else ""

@@ -50,7 +50,9 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         if not healthy:
             await context.send_initial_metadata(((HTTP_STATUS_HEADER, "503"),))
         response = status_pb2.GetStatusResponse(
-            status="ok" if healthy else "degraded", services=services
+            status="ok" if healthy else "degraded",
+            # Lowercase on the wire ("serving", "unreachable"), like every other value of the API.
+            services={name: state.lower() for name, state in services.items()},
         )
         response.timestamp.FromDatetime(datetime.now(UTC))
         return response

@@ -18,13 +18,21 @@ from studiox.user.v1 import user_pb2, user_pb2_grpc
 
 
 def user_to_proto(member: Member) -> user_pb2.User:
-    profile = member.profile
+    profile, standing = member.profile, member.standing
     return user_pb2.User(
         id=profile.id,
         email=profile.email or "",
         name=profile.name or "",
-        plan_name=member.plan_name,
+        plan_name=standing.plan_id,
         created_at=to_timestamp(profile.created_at),
+        plan=user_pb2.UserPlan(
+            id=standing.plan_id,
+            name=standing.plan_name,
+            monthly_credits=standing.monthly_credits,
+            is_unlimited=standing.is_unlimited,
+        ),
+        current_credits=standing.current_credits,
+        credit_reset_at=to_timestamp(standing.credit_reset_at),
     )
 
 

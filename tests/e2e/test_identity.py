@@ -47,7 +47,17 @@ def test_initialize_then_me_and_credits(http: httpx.Client) -> None:
 
     me = http.get("/api/users/me", headers=headers)
     assert me.status_code == 200
-    assert me.json()["user"]["email"] == "e2e@example.com"
+    profile = me.json()["user"]
+    assert profile["email"] == "e2e@example.com"
+    # The profile with its plan and current credits, as the seed answered.
+    assert profile["plan"] == {
+        "id": "free",
+        "name": "Free",
+        "monthlyCredits": 10,
+        "isUnlimited": False,
+    }
+    assert profile["currentCredits"] == 10
+    assert profile["creditResetAt"].endswith("Z")
 
     credits = http.get("/api/users/credits", headers=headers).json()["credits"]
     assert credits["userId"] == user
@@ -63,7 +73,7 @@ def test_initialize_then_me_and_credits(http: httpx.Client) -> None:
     txs = http.get("/api/users/transactions", params={"limit": 5}, headers=headers).json()
     assert txs["success"] is True
     assert txs["count"] == 1
-    assert txs["transactions"][0]["kind"] == "ENTRY_KIND_GRANT"
+    assert txs["transactions"][0]["type"] == "credit_add"
     assert txs["transactions"][0]["amount"] == 10
     assert txs["nextCursor"] == ""
 

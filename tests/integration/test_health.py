@@ -20,7 +20,7 @@ async def test_status_reports_every_service(cluster: Cluster) -> None:
     stub = status_pb2_grpc.StatusServiceStub(cluster.channel("billing"))
     reply, call = await _status(stub)
     assert reply.status == "ok"
-    assert dict(reply.services) == dict.fromkeys(SERVICE_NAMES, "SERVING")
+    assert dict(reply.services) == dict.fromkeys(SERVICE_NAMES, "serving")
     assert ("x-http-status", "503") not in (await call.initial_metadata() or ())
 
 
@@ -30,8 +30,8 @@ async def test_status_is_degraded_while_a_service_is_down(cluster: Cluster) -> N
         stub = status_pb2_grpc.StatusServiceStub(cluster.channel("user"))
         reply, call = await _status(stub)
         assert reply.status == "degraded"
-        assert reply.services["task"] == "UNREACHABLE"
-        assert reply.services["user"] == "SERVING"
+        assert reply.services["task"] == "unreachable"
+        assert reply.services["user"] == "serving"
         assert ("x-http-status", "503") in tuple(await call.initial_metadata() or ())
     finally:
         await cluster.start("task")

@@ -3,6 +3,7 @@ import datetime
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from studiox.api.v1 import contract_pb2 as _contract_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -46,7 +47,7 @@ class CreditPack(_message.Message):
     def __init__(self, id: _Optional[str] = ..., credits: _Optional[int] = ..., price: _Optional[int] = ..., currency: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("id", "amount", "currency", "status", "kind", "credits", "plan_name", "created_at")
+    __slots__ = ("id", "amount", "currency", "status", "kind", "credits", "plan_name", "created_at", "refunded_amount", "dispute_status", "credits_clawed_back")
     ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +56,9 @@ class Payment(_message.Message):
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_CLAWED_BACK_FIELD_NUMBER: _ClassVar[int]
     id: str
     amount: int
     currency: str
@@ -63,11 +67,36 @@ class Payment(_message.Message):
     credits: int
     plan_name: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., status: _Optional[str] = ..., kind: _Optional[str] = ..., credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    refunded_amount: int
+    dispute_status: str
+    credits_clawed_back: int
+    def __init__(self, id: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., status: _Optional[str] = ..., kind: _Optional[str] = ..., credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refunded_amount: _Optional[int] = ..., dispute_status: _Optional[str] = ..., credits_clawed_back: _Optional[int] = ...) -> None: ...
 
 class ListPlansRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListPricesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TaskPrice(_message.Message):
+    __slots__ = ("type", "cost", "plans")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    PLANS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    cost: int
+    plans: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., cost: _Optional[int] = ..., plans: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListPricesResponse(_message.Message):
+    __slots__ = ("success", "prices")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    prices: _containers.RepeatedCompositeFieldContainer[TaskPrice]
+    def __init__(self, success: _Optional[bool] = ..., prices: _Optional[_Iterable[_Union[TaskPrice, _Mapping]]] = ...) -> None: ...
 
 class ListPlansResponse(_message.Message):
     __slots__ = ("success", "plans", "credit_packs")

@@ -41,6 +41,11 @@ class BillingServiceStub:
                 request_serializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.SerializeToString,
                 response_deserializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.FromString,
                 _registered_method=True)
+        self.ListPrices = channel.unary_unary(
+                '/studiox.billing.v1.BillingService/ListPrices',
+                request_serializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPricesRequest.SerializeToString,
+                response_deserializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPricesResponse.FromString,
+                _registered_method=True)
         self.PurchaseCredits = channel.unary_unary(
                 '/studiox.billing.v1.BillingService/PurchaseCredits',
                 request_serializer=studiox_dot_billing_dot_v1_dot_billing__pb2.PurchaseCreditsRequest.SerializeToString,
@@ -70,6 +75,14 @@ class BillingServiceServicer:
 
     def ListPlans(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrices(self, request, context):
+        """The price catalog: what each task type costs and which plans include it (the costs creation
+        charges, the plans' features the charge checks).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -105,6 +118,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListPlans,
                     request_deserializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.FromString,
                     response_serializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'ListPrices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrices,
+                    request_deserializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPricesRequest.FromString,
+                    response_serializer=studiox_dot_billing_dot_v1_dot_billing__pb2.ListPricesResponse.SerializeToString,
             ),
             'PurchaseCredits': grpc.unary_unary_rpc_method_handler(
                     servicer.PurchaseCredits,
@@ -156,6 +174,33 @@ class BillingService:
             '/studiox.billing.v1.BillingService/ListPlans',
             studiox_dot_billing_dot_v1_dot_billing__pb2.ListPlansRequest.SerializeToString,
             studiox_dot_billing_dot_v1_dot_billing__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.billing.v1.BillingService/ListPrices',
+            studiox_dot_billing_dot_v1_dot_billing__pb2.ListPricesRequest.SerializeToString,
+            studiox_dot_billing_dot_v1_dot_billing__pb2.ListPricesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,6 +18,10 @@ class BillingServiceStub:
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListPlans: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPlansRequest, _billing_pb2.ListPlansResponse]
+    ListPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]
+    """The price catalog: what each task type costs and which plans include it (the costs creation
+    charges, the plans' features the charge checks).
+    """
     PurchaseCredits: _aio.UnaryUnaryMultiCallable[_billing_pb2.PurchaseCreditsRequest, _billing_pb2.PurchaseCreditsResponse]
     UpgradePlan: _aio.UnaryUnaryMultiCallable[_billing_pb2.UpgradePlanRequest, _billing_pb2.UpgradePlanResponse]
     ListPayments: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPaymentsRequest, _billing_pb2.ListPaymentsResponse]
@@ -33,6 +37,15 @@ class BillingServiceServicer:
         request: _billing_pb2.ListPlansRequest,
         context: _aio.ServicerContext[_billing_pb2.ListPlansRequest, _abc.Awaitable[_billing_pb2.ListPlansResponse]],
     ) -> _abc.Awaitable[_billing_pb2.ListPlansResponse]: ...
+
+    def ListPrices(
+        self,
+        request: _billing_pb2.ListPricesRequest,
+        context: _aio.ServicerContext[_billing_pb2.ListPricesRequest, _abc.Awaitable[_billing_pb2.ListPricesResponse]],
+    ) -> _abc.Awaitable[_billing_pb2.ListPricesResponse]:
+        """The price catalog: what each task type costs and which plans include it (the costs creation
+        charges, the plans' features the charge checks).
+        """
 
     def PurchaseCredits(
         self,

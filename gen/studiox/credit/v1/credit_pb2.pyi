@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from studiox.api.v1 import contract_pb2 as _contract_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -11,30 +12,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
-    ENTRY_KIND_GRANT: _ClassVar[EntryKind]
-    ENTRY_KIND_CHARGE: _ClassVar[EntryKind]
-    ENTRY_KIND_REFUND: _ClassVar[EntryKind]
-    ENTRY_KIND_EXPIRY: _ClassVar[EntryKind]
-
 class Bucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BUCKET_UNSPECIFIED: _ClassVar[Bucket]
     BUCKET_ALLOWANCE: _ClassVar[Bucket]
     BUCKET_PURCHASED: _ClassVar[Bucket]
-ENTRY_KIND_UNSPECIFIED: EntryKind
-ENTRY_KIND_GRANT: EntryKind
-ENTRY_KIND_CHARGE: EntryKind
-ENTRY_KIND_REFUND: EntryKind
-ENTRY_KIND_EXPIRY: EntryKind
 BUCKET_UNSPECIFIED: Bucket
 BUCKET_ALLOWANCE: Bucket
 BUCKET_PURCHASED: Bucket
 
 class Credits(_message.Message):
-    __slots__ = ("user_id", "current_credits", "allowance_credits", "purchased_credits", "monthly_allowance", "plan_name", "is_unlimited", "credits_used_this_month", "credit_reset_at")
+    __slots__ = ("user_id", "current_credits", "allowance_credits", "purchased_credits", "monthly_allowance", "plan_name", "is_unlimited", "credits_used_this_month", "credit_reset_at", "grants", "bonus_credits", "owed_credits")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CREDITS_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_CREDITS_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +32,9 @@ class Credits(_message.Message):
     IS_UNLIMITED_FIELD_NUMBER: _ClassVar[int]
     CREDITS_USED_THIS_MONTH_FIELD_NUMBER: _ClassVar[int]
     CREDIT_RESET_AT_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    BONUS_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    OWED_CREDITS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     current_credits: int
     allowance_credits: int
@@ -53,12 +44,49 @@ class Credits(_message.Message):
     is_unlimited: bool
     credits_used_this_month: int
     credit_reset_at: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[str] = ..., current_credits: _Optional[int] = ..., allowance_credits: _Optional[int] = ..., purchased_credits: _Optional[int] = ..., monthly_allowance: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., credits_used_this_month: _Optional[int] = ..., credit_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    grants: _containers.RepeatedCompositeFieldContainer[CreditGrant]
+    bonus_credits: int
+    owed_credits: int
+    def __init__(self, user_id: _Optional[str] = ..., current_credits: _Optional[int] = ..., allowance_credits: _Optional[int] = ..., purchased_credits: _Optional[int] = ..., monthly_allowance: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., credits_used_this_month: _Optional[int] = ..., credit_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[CreditGrant, _Mapping]]] = ..., bonus_credits: _Optional[int] = ..., owed_credits: _Optional[int] = ...) -> None: ...
+
+class CreditGrant(_message.Message):
+    __slots__ = ("id", "category", "amount", "remaining", "priority", "effective_at", "expires_at", "closed_at", "closed_reason", "clawed")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLAWED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    category: str
+    amount: int
+    remaining: int
+    priority: int
+    effective_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    closed_at: _timestamp_pb2.Timestamp
+    closed_reason: str
+    clawed: int
+    def __init__(self, id: _Optional[str] = ..., category: _Optional[str] = ..., amount: _Optional[int] = ..., remaining: _Optional[int] = ..., priority: _Optional[int] = ..., effective_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_reason: _Optional[str] = ..., clawed: _Optional[int] = ...) -> None: ...
+
+class GrantChange(_message.Message):
+    __slots__ = ("grant_id", "category", "amount")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    category: str
+    amount: int
+    def __init__(self, grant_id: _Optional[str] = ..., category: _Optional[str] = ..., amount: _Optional[int] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("id", "kind", "amount", "allowance_delta", "purchased_delta", "reference", "description", "created_at", "balance_after", "usage", "idempotency_key")
+    __slots__ = ("id", "type", "amount", "allowance_delta", "purchased_delta", "reference", "description", "created_at", "balance_after", "usage", "grants", "owed_delta")
     ID_FIELD_NUMBER: _ClassVar[int]
-    KIND_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_DELTA_FIELD_NUMBER: _ClassVar[int]
     PURCHASED_DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -67,9 +95,10 @@ class LedgerEntry(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
-    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    OWED_DELTA_FIELD_NUMBER: _ClassVar[int]
     id: str
-    kind: EntryKind
+    type: str
     amount: int
     allowance_delta: int
     purchased_delta: int
@@ -78,8 +107,19 @@ class LedgerEntry(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     balance_after: int
     usage: int
-    idempotency_key: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., allowance_delta: _Optional[int] = ..., purchased_delta: _Optional[int] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., balance_after: _Optional[int] = ..., usage: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    grants: _containers.RepeatedCompositeFieldContainer[GrantChange]
+    owed_delta: int
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., amount: _Optional[int] = ..., allowance_delta: _Optional[int] = ..., purchased_delta: _Optional[int] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., balance_after: _Optional[int] = ..., usage: _Optional[int] = ..., grants: _Optional[_Iterable[_Union[GrantChange, _Mapping]]] = ..., owed_delta: _Optional[int] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("entry", "actor", "reason")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    entry: LedgerEntry
+    actor: str
+    reason: str
+    def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetCreditsRequest(_message.Message):
     __slots__ = ()
@@ -178,20 +218,26 @@ class RefundResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class GrantRequest(_message.Message):
-    __slots__ = ("user_id", "amount", "bucket", "idempotency_key", "reference", "description")
+    __slots__ = ("user_id", "amount", "bucket", "idempotency_key", "reference", "description", "category", "expires_at", "priority")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     amount: int
     bucket: Bucket
     idempotency_key: str
     reference: str
     description: str
-    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., bucket: _Optional[_Union[Bucket, str]] = ..., idempotency_key: _Optional[str] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    category: str
+    expires_at: _timestamp_pb2.Timestamp
+    priority: int
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., bucket: _Optional[_Union[Bucket, str]] = ..., idempotency_key: _Optional[str] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., category: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class GrantResponse(_message.Message):
     __slots__ = ("entry", "remaining_credits", "applied")
@@ -288,3 +334,153 @@ class VerifyLedgerResponse(_message.Message):
     accounts_checked: int
     differences: _containers.RepeatedCompositeFieldContainer[LedgerDifference]
     def __init__(self, accounts_checked: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[LedgerDifference, _Mapping]]] = ...) -> None: ...
+
+class ExpireDueRequest(_message.Message):
+    __slots__ = ("batch_size", "as_of")
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, batch_size: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExpireDueResponse(_message.Message):
+    __slots__ = ("grants_expired", "accounts", "more")
+    GRANTS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    grants_expired: int
+    accounts: int
+    more: bool
+    def __init__(self, grants_expired: _Optional[int] = ..., accounts: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class ClawbackRequest(_message.Message):
+    __slots__ = ("user_id", "grant_key", "clawed_credits", "reference", "description")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CLAWED_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    grant_key: str
+    clawed_credits: int
+    reference: str
+    description: str
+    def __init__(self, user_id: _Optional[str] = ..., grant_key: _Optional[str] = ..., clawed_credits: _Optional[int] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ClawbackResponse(_message.Message):
+    __slots__ = ("entry", "applied", "clawed_credits", "owed_credits", "remaining_credits")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    CLAWED_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    OWED_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    entry: LedgerEntry
+    applied: bool
+    clawed_credits: int
+    owed_credits: int
+    remaining_credits: int
+    def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., applied: _Optional[bool] = ..., clawed_credits: _Optional[int] = ..., owed_credits: _Optional[int] = ..., remaining_credits: _Optional[int] = ...) -> None: ...
+
+class QuoteRequest(_message.Message):
+    __slots__ = ("user_id", "amount", "feature")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    amount: int
+    feature: str
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., feature: _Optional[str] = ...) -> None: ...
+
+class QuoteResponse(_message.Message):
+    __slots__ = ("allowed", "reason", "message", "available_credits", "plan_name", "is_unlimited")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    IS_UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    reason: str
+    message: str
+    available_credits: int
+    plan_name: str
+    is_unlimited: bool
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., available_credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ...) -> None: ...
+
+class AdminGrantRequest(_message.Message):
+    __slots__ = ("user_id", "amount", "category", "reason", "expires_at", "expires_in", "priority", "idempotency_key", "actor")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    amount: int
+    category: str
+    reason: str
+    expires_at: _timestamp_pb2.Timestamp
+    expires_in: str
+    priority: int
+    idempotency_key: str
+    actor: str
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., category: _Optional[str] = ..., reason: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_in: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class AdminGrantResponse(_message.Message):
+    __slots__ = ("success", "entry", "grant", "remaining_credits", "applied")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    entry: LedgerEntry
+    grant: CreditGrant
+    remaining_credits: int
+    applied: bool
+    def __init__(self, success: _Optional[bool] = ..., entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., grant: _Optional[_Union[CreditGrant, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class VoidGrantRequest(_message.Message):
+    __slots__ = ("grant_id", "reason", "idempotency_key", "actor")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    reason: str
+    idempotency_key: str
+    actor: str
+    def __init__(self, grant_id: _Optional[str] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class VoidGrantResponse(_message.Message):
+    __slots__ = ("success", "entry", "remaining_credits", "applied")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    entry: LedgerEntry
+    remaining_credits: int
+    applied: bool
+    def __init__(self, success: _Optional[bool] = ..., entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
+
+class ShowAccountRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class ShowAccountResponse(_message.Message):
+    __slots__ = ("success", "credits", "grants", "entries")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    credits: Credits
+    grants: _containers.RepeatedCompositeFieldContainer[CreditGrant]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    def __init__(self, success: _Optional[bool] = ..., credits: _Optional[_Union[Credits, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[CreditGrant, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...

@@ -232,6 +232,36 @@ class CreditInternalServiceStub:
                 request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountRequest.SerializeToString,
                 response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountResponse.FromString,
                 _registered_method=True)
+        self.ExpireDue = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/ExpireDue',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ExpireDueRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ExpireDueResponse.FromString,
+                _registered_method=True)
+        self.Clawback = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/Clawback',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ClawbackRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ClawbackResponse.FromString,
+                _registered_method=True)
+        self.Quote = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/Quote',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.FromString,
+                _registered_method=True)
+        self.GrantCredits = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/GrantCredits',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+                _registered_method=True)
+        self.VoidGrant = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/VoidGrant',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.FromString,
+                _registered_method=True)
+        self.ShowAccount = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/ShowAccount',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.FromString,
+                _registered_method=True)
 
 
 class CreditInternalServiceServicer:
@@ -281,6 +311,46 @@ class CreditInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExpireDue(self, request, context):
+        """Closes grants past their expiry, one set-based batch per call (the scheduler's job).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Clawback(self, request, context):
+        """Takes back (or gives back) the credits of a purchase whose money Stripe returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Quote(self, request, context):
+        """Whether a charge would be taken now, by the charge's own rule, without charging.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantCredits(self, request, context):
+        """Support operations for `studiox credits` (the actor is named in the request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VoidGrant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShowAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CreditInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -318,6 +388,36 @@ def add_CreditInternalServiceServicer_to_server(servicer, server):
                     servicer.GetAccount,
                     request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountRequest.FromString,
                     response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountResponse.SerializeToString,
+            ),
+            'ExpireDue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireDue,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ExpireDueRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ExpireDueResponse.SerializeToString,
+            ),
+            'Clawback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Clawback,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ClawbackRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ClawbackResponse.SerializeToString,
+            ),
+            'Quote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Quote,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.SerializeToString,
+            ),
+            'GrantCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantCredits,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.SerializeToString,
+            ),
+            'VoidGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.VoidGrant,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.SerializeToString,
+            ),
+            'ShowAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowAccount,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -511,6 +611,335 @@ class CreditInternalService:
             '/studiox.credit.v1.CreditInternalService/GetAccount',
             studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountRequest.SerializeToString,
             studiox_dot_credit_dot_v1_dot_credit__pb2.GetAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireDue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/ExpireDue',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ExpireDueRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ExpireDueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Clawback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/Clawback',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ClawbackRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ClawbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Quote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/Quote',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/GrantCredits',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VoidGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/VoidGrant',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/ShowAccount',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class CreditAdminServiceStub:
+    """CreditAdminService is for support staff: a Clerk session whose admin role claim (ADMIN_ROLE_CLAIMS,
+    ADMIN_ROLES) names an admin role; any other token gets 403. Every change is recorded in the
+    ledger with the caller as actor and the reason given.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GrantCredits = channel.unary_unary(
+                '/studiox.credit.v1.CreditAdminService/GrantCredits',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+                _registered_method=True)
+        self.VoidGrant = channel.unary_unary(
+                '/studiox.credit.v1.CreditAdminService/VoidGrant',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.FromString,
+                _registered_method=True)
+        self.ShowAccount = channel.unary_unary(
+                '/studiox.credit.v1.CreditAdminService/ShowAccount',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.FromString,
+                _registered_method=True)
+
+
+class CreditAdminServiceServicer:
+    """CreditAdminService is for support staff: a Clerk session whose admin role claim (ADMIN_ROLE_CLAIMS,
+    ADMIN_ROLES) names an admin role; any other token gets 403. Every change is recorded in the
+    ledger with the caller as actor and the reason given.
+    """
+
+    def GrantCredits(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VoidGrant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShowAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CreditAdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GrantCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantCredits,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.SerializeToString,
+            ),
+            'VoidGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.VoidGrant,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.SerializeToString,
+            ),
+            'ShowAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowAccount,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'studiox.credit.v1.CreditAdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('studiox.credit.v1.CreditAdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CreditAdminService:
+    """CreditAdminService is for support staff: a Clerk session whose admin role claim (ADMIN_ROLE_CLAIMS,
+    ADMIN_ROLES) names an admin role; any other token gets 403. Every change is recorded in the
+    ledger with the caller as actor and the reason given.
+    """
+
+    @staticmethod
+    def GrantCredits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditAdminService/GrantCredits',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VoidGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditAdminService/VoidGrant',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditAdminService/ShowAccount',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,16 @@ class CreditInternalServiceStub:
     ResetDue: _aio.UnaryUnaryMultiCallable[_credit_pb2.ResetDueRequest, _credit_pb2.ResetDueResponse]
     VerifyLedger: _aio.UnaryUnaryMultiCallable[_credit_pb2.VerifyLedgerRequest, _credit_pb2.VerifyLedgerResponse]
     GetAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.GetAccountRequest, _credit_pb2.GetAccountResponse]
+    ExpireDue: _aio.UnaryUnaryMultiCallable[_credit_pb2.ExpireDueRequest, _credit_pb2.ExpireDueResponse]
+    """Closes grants past their expiry, one set-based batch per call (the scheduler's job)."""
+    Clawback: _aio.UnaryUnaryMultiCallable[_credit_pb2.ClawbackRequest, _credit_pb2.ClawbackResponse]
+    """Takes back (or gives back) the credits of a purchase whose money Stripe returned."""
+    Quote: _aio.UnaryUnaryMultiCallable[_credit_pb2.QuoteRequest, _credit_pb2.QuoteResponse]
+    """Whether a charge would be taken now, by the charge's own rule, without charging."""
+    GrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminGrantRequest, _credit_pb2.AdminGrantResponse]
+    """Support operations for `studiox credits` (the actor is named in the request)."""
+    VoidGrant: _aio.UnaryUnaryMultiCallable[_credit_pb2.VoidGrantRequest, _credit_pb2.VoidGrantResponse]
+    ShowAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.ShowAccountRequest, _credit_pb2.ShowAccountResponse]
 
 class CreditInternalServiceServicer:
     """CreditInternalService moves credits. Only other services call it (internal credential); every
@@ -103,4 +113,81 @@ class CreditInternalServiceServicer:
         context: _aio.ServicerContext[_credit_pb2.GetAccountRequest, _abc.Awaitable[_credit_pb2.GetAccountResponse]],
     ) -> _abc.Awaitable[_credit_pb2.GetAccountResponse]: ...
 
+    def ExpireDue(
+        self,
+        request: _credit_pb2.ExpireDueRequest,
+        context: _aio.ServicerContext[_credit_pb2.ExpireDueRequest, _abc.Awaitable[_credit_pb2.ExpireDueResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.ExpireDueResponse]:
+        """Closes grants past their expiry, one set-based batch per call (the scheduler's job)."""
+
+    def Clawback(
+        self,
+        request: _credit_pb2.ClawbackRequest,
+        context: _aio.ServicerContext[_credit_pb2.ClawbackRequest, _abc.Awaitable[_credit_pb2.ClawbackResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.ClawbackResponse]:
+        """Takes back (or gives back) the credits of a purchase whose money Stripe returned."""
+
+    def Quote(
+        self,
+        request: _credit_pb2.QuoteRequest,
+        context: _aio.ServicerContext[_credit_pb2.QuoteRequest, _abc.Awaitable[_credit_pb2.QuoteResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.QuoteResponse]:
+        """Whether a charge would be taken now, by the charge's own rule, without charging."""
+
+    def GrantCredits(
+        self,
+        request: _credit_pb2.AdminGrantRequest,
+        context: _aio.ServicerContext[_credit_pb2.AdminGrantRequest, _abc.Awaitable[_credit_pb2.AdminGrantResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.AdminGrantResponse]:
+        """Support operations for `studiox credits` (the actor is named in the request)."""
+
+    def VoidGrant(
+        self,
+        request: _credit_pb2.VoidGrantRequest,
+        context: _aio.ServicerContext[_credit_pb2.VoidGrantRequest, _abc.Awaitable[_credit_pb2.VoidGrantResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.VoidGrantResponse]: ...
+
+    def ShowAccount(
+        self,
+        request: _credit_pb2.ShowAccountRequest,
+        context: _aio.ServicerContext[_credit_pb2.ShowAccountRequest, _abc.Awaitable[_credit_pb2.ShowAccountResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.ShowAccountResponse]: ...
+
 def add_CreditInternalServiceServicer_to_server(servicer: CreditInternalServiceServicer, server: _aio.Server) -> None: ...
+
+class CreditAdminServiceStub:
+    """CreditAdminService is for support staff: a Clerk session whose admin role claim (ADMIN_ROLE_CLAIMS,
+    ADMIN_ROLES) names an admin role; any other token gets 403. Every change is recorded in the
+    ledger with the caller as actor and the reason given.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminGrantRequest, _credit_pb2.AdminGrantResponse]
+    VoidGrant: _aio.UnaryUnaryMultiCallable[_credit_pb2.VoidGrantRequest, _credit_pb2.VoidGrantResponse]
+    ShowAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.ShowAccountRequest, _credit_pb2.ShowAccountResponse]
+
+class CreditAdminServiceServicer:
+    """CreditAdminService is for support staff: a Clerk session whose admin role claim (ADMIN_ROLE_CLAIMS,
+    ADMIN_ROLES) names an admin role; any other token gets 403. Every change is recorded in the
+    ledger with the caller as actor and the reason given.
+    """
+
+    def GrantCredits(
+        self,
+        request: _credit_pb2.AdminGrantRequest,
+        context: _aio.ServicerContext[_credit_pb2.AdminGrantRequest, _abc.Awaitable[_credit_pb2.AdminGrantResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.AdminGrantResponse]: ...
+
+    def VoidGrant(
+        self,
+        request: _credit_pb2.VoidGrantRequest,
+        context: _aio.ServicerContext[_credit_pb2.VoidGrantRequest, _abc.Awaitable[_credit_pb2.VoidGrantResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.VoidGrantResponse]: ...
+
+    def ShowAccount(
+        self,
+        request: _credit_pb2.ShowAccountRequest,
+        context: _aio.ServicerContext[_credit_pb2.ShowAccountRequest, _abc.Awaitable[_credit_pb2.ShowAccountResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.ShowAccountResponse]: ...
+
+def add_CreditAdminServiceServicer_to_server(servicer: CreditAdminServiceServicer, server: _aio.Server) -> None: ...

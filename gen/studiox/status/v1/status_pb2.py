@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from studiox.api.v1 import contract_pb2 as studiox_dot_api_dot_v1_dot_contract__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estudiox/status/v1/status.proto\x12\x11studiox.status.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetStatusRequest\"\xc9\x01\n\x11GetStatusResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x44\n\x08services\x18\x03 \x03(\x0b\x32\x32.studiox.status.v1.GetStatusResponse.ServicesEntry\x1a/\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32x\n\rStatusService\x12g\n\tGetStatus\x12#.studiox.status.v1.GetStatusRequest\x1a$.studiox.status.v1.GetStatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\x07/healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estudiox/status/v1/status.proto\x12\x11studiox.status.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dstudiox/api/v1/contract.proto\"\x12\n\x10GetStatusRequest\"\xa9\x02\n\x11GetStatusResponse\x12\"\n\x06status\x18\x01 \x01(\tB\x12\xe2\xe0\x18\x0e\n\x02ok\n\x08\x64\x65graded\x12\x35\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xe2\xe0\x18\x02\x10\x01\x12\x87\x01\n\x08services\x18\x03 \x03(\x0b\x32\x32.studiox.status.v1.GetStatusResponse.ServicesEntryBA\xe2\xe0\x18=\n\x07serving\n\x0bnot_serving\n\x07unknown\n\x0fservice_unknown\n\x0bunreachable\x1a/\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xc6\x01\n\rStatusService\x12\xb4\x01\n\tGetStatus\x12#.studiox.status.v1.GetStatusRequest\x1a$.studiox.status.v1.GetStatusResponse\"\\\xe2\xe0\x18I\x12G\x08\xf7\x03\x12@A service is not serving: the same body, with status \"degraded\".\x18\x01\x82\xd3\xe4\x93\x02\t\x12\x07/healthb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +36,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSTATUSRESPONSE_SERVICESENTRY']._loaded_options = None
   _globals['_GETSTATUSRESPONSE_SERVICESENTRY']._serialized_options = b'8\001'
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['status']._loaded_options = None
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['status']._serialized_options = b'\342\340\030\016\n\002ok\n\010degraded'
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['timestamp']._loaded_options = None
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['timestamp']._serialized_options = b'\342\340\030\002\020\001'
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['services']._loaded_options = None
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['services']._serialized_options = b'\342\340\030=\n\007serving\n\013not_serving\n\007unknown\n\017service_unknown\n\013unreachable'
   _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._loaded_options = None
-  _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._serialized_options = b'\202\323\344\223\002\t\022\007/health'
-  _globals['_GETSTATUSREQUEST']._serialized_start=116
-  _globals['_GETSTATUSREQUEST']._serialized_end=134
-  _globals['_GETSTATUSRESPONSE']._serialized_start=137
-  _globals['_GETSTATUSRESPONSE']._serialized_end=338
-  _globals['_GETSTATUSRESPONSE_SERVICESENTRY']._serialized_start=291
-  _globals['_GETSTATUSRESPONSE_SERVICESENTRY']._serialized_end=338
-  _globals['_STATUSSERVICE']._serialized_start=340
-  _globals['_STATUSSERVICE']._serialized_end=460
+  _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._serialized_options = b'\342\340\030I\022G\010\367\003\022@A service is not serving: the same body, with status \"degraded\".\030\001\202\323\344\223\002\t\022\007/health'
+  _globals['_GETSTATUSREQUEST']._serialized_start=147
+  _globals['_GETSTATUSREQUEST']._serialized_end=165
+  _globals['_GETSTATUSRESPONSE']._serialized_start=168
+  _globals['_GETSTATUSRESPONSE']._serialized_end=465
+  _globals['_GETSTATUSRESPONSE_SERVICESENTRY']._serialized_start=418
+  _globals['_GETSTATUSRESPONSE_SERVICESENTRY']._serialized_end=465
+  _globals['_STATUSSERVICE']._serialized_start=468
+  _globals['_STATUSSERVICE']._serialized_end=666
 # @@protoc_insertion_point(module_scope)

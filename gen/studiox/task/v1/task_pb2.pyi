@@ -3,6 +3,7 @@ import datetime
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from studiox.api.v1 import contract_pb2 as _contract_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -237,3 +238,49 @@ class RepairOrphansResponse(_message.Message):
     rejected: int
     refunded: int
     def __init__(self, charged: _Optional[int] = ..., rejected: _Optional[int] = ..., refunded: _Optional[int] = ...) -> None: ...
+
+class QuoteTaskRequest(_message.Message):
+    __slots__ = ("type",)
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    def __init__(self, type: _Optional[str] = ...) -> None: ...
+
+class QuoteTaskResponse(_message.Message):
+    __slots__ = ("success", "type", "cost", "allowed", "reason", "message", "available_credits", "plan_name", "is_unlimited")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    IS_UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    type: str
+    cost: int
+    allowed: bool
+    reason: str
+    message: str
+    available_credits: int
+    plan_name: str
+    is_unlimited: bool
+    def __init__(self, success: _Optional[bool] = ..., type: _Optional[str] = ..., cost: _Optional[int] = ..., allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., available_credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ...) -> None: ...
+
+class ListTaskTypesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TaskType(_message.Message):
+    __slots__ = ("type", "cost")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    cost: int
+    def __init__(self, type: _Optional[str] = ..., cost: _Optional[int] = ...) -> None: ...
+
+class ListTaskTypesResponse(_message.Message):
+    __slots__ = ("types",)
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    types: _containers.RepeatedCompositeFieldContainer[TaskType]
+    def __init__(self, types: _Optional[_Iterable[_Union[TaskType, _Mapping]]] = ...) -> None: ...

@@ -51,6 +51,11 @@ class TaskServiceStub:
                 request_serializer=studiox_dot_task_dot_v1_dot_task__pb2.GetTaskStatsRequest.SerializeToString,
                 response_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.GetTaskStatsResponse.FromString,
                 _registered_method=True)
+        self.QuoteTask = channel.unary_unary(
+                '/studiox.task.v1.TaskService/QuoteTask',
+                request_serializer=studiox_dot_task_dot_v1_dot_task__pb2.QuoteTaskRequest.SerializeToString,
+                response_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.QuoteTaskResponse.FromString,
+                _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/studiox.task.v1.TaskService/GetTask',
                 request_serializer=studiox_dot_task_dot_v1_dot_task__pb2.GetTaskRequest.SerializeToString,
@@ -91,6 +96,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuoteTask(self, request, context):
+        """Whether the caller could create a task of this type now and what it would cost, by the same
+        rule and prices as creation; nothing is charged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -127,6 +140,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.GetTaskStats,
                     request_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.GetTaskStatsRequest.FromString,
                     response_serializer=studiox_dot_task_dot_v1_dot_task__pb2.GetTaskStatsResponse.SerializeToString,
+            ),
+            'QuoteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteTask,
+                    request_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.QuoteTaskRequest.FromString,
+                    response_serializer=studiox_dot_task_dot_v1_dot_task__pb2.QuoteTaskResponse.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -227,6 +245,33 @@ class TaskService:
             '/studiox.task.v1.TaskService/GetTaskStats',
             studiox_dot_task_dot_v1_dot_task__pb2.GetTaskStatsRequest.SerializeToString,
             studiox_dot_task_dot_v1_dot_task__pb2.GetTaskStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.task.v1.TaskService/QuoteTask',
+            studiox_dot_task_dot_v1_dot_task__pb2.QuoteTaskRequest.SerializeToString,
+            studiox_dot_task_dot_v1_dot_task__pb2.QuoteTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -344,6 +389,11 @@ class TaskInternalServiceStub:
                 request_serializer=studiox_dot_task_dot_v1_dot_task__pb2.RepairOrphansRequest.SerializeToString,
                 response_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.RepairOrphansResponse.FromString,
                 _registered_method=True)
+        self.ListTaskTypes = channel.unary_unary(
+                '/studiox.task.v1.TaskInternalService/ListTaskTypes',
+                request_serializer=studiox_dot_task_dot_v1_dot_task__pb2.ListTaskTypesRequest.SerializeToString,
+                response_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.ListTaskTypesResponse.FromString,
+                _registered_method=True)
 
 
 class TaskInternalServiceServicer:
@@ -368,6 +418,13 @@ class TaskInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTaskTypes(self, request, context):
+        """The task types and their costs: the prices creation charges (billing's price catalog).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -385,6 +442,11 @@ def add_TaskInternalServiceServicer_to_server(servicer, server):
                     servicer.RepairOrphans,
                     request_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.RepairOrphansRequest.FromString,
                     response_serializer=studiox_dot_task_dot_v1_dot_task__pb2.RepairOrphansResponse.SerializeToString,
+            ),
+            'ListTaskTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskTypes,
+                    request_deserializer=studiox_dot_task_dot_v1_dot_task__pb2.ListTaskTypesRequest.FromString,
+                    response_serializer=studiox_dot_task_dot_v1_dot_task__pb2.ListTaskTypesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -469,6 +531,33 @@ class TaskInternalService:
             '/studiox.task.v1.TaskInternalService/RepairOrphans',
             studiox_dot_task_dot_v1_dot_task__pb2.RepairOrphansRequest.SerializeToString,
             studiox_dot_task_dot_v1_dot_task__pb2.RepairOrphansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.task.v1.TaskInternalService/ListTaskTypes',
+            studiox_dot_task_dot_v1_dot_task__pb2.ListTaskTypesRequest.SerializeToString,
+            studiox_dot_task_dot_v1_dot_task__pb2.ListTaskTypesResponse.FromString,
             options,
             channel_credentials,
             insecure,

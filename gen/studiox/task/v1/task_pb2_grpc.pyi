@@ -20,6 +20,10 @@ class TaskServiceStub:
     CreateTask: _aio.UnaryUnaryMultiCallable[_task_pb2.CreateTaskRequest, _task_pb2.CreateTaskResponse]
     ListTasks: _aio.UnaryUnaryMultiCallable[_task_pb2.ListTasksRequest, _task_pb2.ListTasksResponse]
     GetTaskStats: _aio.UnaryUnaryMultiCallable[_task_pb2.GetTaskStatsRequest, _task_pb2.GetTaskStatsResponse]
+    QuoteTask: _aio.UnaryUnaryMultiCallable[_task_pb2.QuoteTaskRequest, _task_pb2.QuoteTaskResponse]
+    """Whether the caller could create a task of this type now and what it would cost, by the same
+    rule and prices as creation; nothing is charged.
+    """
     GetTask: _aio.UnaryUnaryMultiCallable[_task_pb2.GetTaskRequest, _task_pb2.GetTaskResponse]
     CancelTask: _aio.UnaryUnaryMultiCallable[_task_pb2.CancelTaskRequest, _task_pb2.CancelTaskResponse]
     UpdateStatus: _aio.UnaryUnaryMultiCallable[_task_pb2.UpdateStatusRequest, _task_pb2.UpdateStatusResponse]
@@ -47,6 +51,15 @@ class TaskServiceServicer:
         request: _task_pb2.GetTaskStatsRequest,
         context: _aio.ServicerContext[_task_pb2.GetTaskStatsRequest, _abc.Awaitable[_task_pb2.GetTaskStatsResponse]],
     ) -> _abc.Awaitable[_task_pb2.GetTaskStatsResponse]: ...
+
+    def QuoteTask(
+        self,
+        request: _task_pb2.QuoteTaskRequest,
+        context: _aio.ServicerContext[_task_pb2.QuoteTaskRequest, _abc.Awaitable[_task_pb2.QuoteTaskResponse]],
+    ) -> _abc.Awaitable[_task_pb2.QuoteTaskResponse]:
+        """Whether the caller could create a task of this type now and what it would cost, by the same
+        rule and prices as creation; nothing is charged.
+        """
 
     def GetTask(
         self,
@@ -76,6 +89,8 @@ class TaskInternalServiceStub:
     ClaimPending: _aio.UnaryUnaryMultiCallable[_task_pb2.ClaimPendingRequest, _task_pb2.ClaimPendingResponse]
     Heartbeat: _aio.UnaryUnaryMultiCallable[_task_pb2.HeartbeatRequest, _task_pb2.HeartbeatResponse]
     RepairOrphans: _aio.UnaryUnaryMultiCallable[_task_pb2.RepairOrphansRequest, _task_pb2.RepairOrphansResponse]
+    ListTaskTypes: _aio.UnaryUnaryMultiCallable[_task_pb2.ListTaskTypesRequest, _task_pb2.ListTaskTypesResponse]
+    """The task types and their costs: the prices creation charges (billing's price catalog)."""
 
 class TaskInternalServiceServicer:
     """TaskInternalService is called by the scheduler and workers (internal credential)."""
@@ -97,5 +112,12 @@ class TaskInternalServiceServicer:
         request: _task_pb2.RepairOrphansRequest,
         context: _aio.ServicerContext[_task_pb2.RepairOrphansRequest, _abc.Awaitable[_task_pb2.RepairOrphansResponse]],
     ) -> _abc.Awaitable[_task_pb2.RepairOrphansResponse]: ...
+
+    def ListTaskTypes(
+        self,
+        request: _task_pb2.ListTaskTypesRequest,
+        context: _aio.ServicerContext[_task_pb2.ListTaskTypesRequest, _abc.Awaitable[_task_pb2.ListTaskTypesResponse]],
+    ) -> _abc.Awaitable[_task_pb2.ListTaskTypesResponse]:
+        """The task types and their costs: the prices creation charges (billing's price catalog)."""
 
 def add_TaskInternalServiceServicer_to_server(servicer: TaskInternalServiceServicer, server: _aio.Server) -> None: ...

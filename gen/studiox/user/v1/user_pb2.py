@@ -24,35 +24,52 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from studiox.api.v1 import contract_pb2 as studiox_dot_api_dot_v1_dot_contract__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astudiox/user/v1/user.proto\x12\x0fstudiox.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tplan_name\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x0e\n\x0cGetMeRequest\"E\n\rGetMeResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12#\n\x04user\x18\x02 \x01(\x0b\x32\x15.studiox.user.v1.User\"B\n\x15InitializeUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\"_\n\x16InitializeUserResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12#\n\x04user\x18\x02 \x01(\x0b\x32\x15.studiox.user.v1.User\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"6\n\x0fGetUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.studiox.user.v1.User2\xf2\x01\n\x0bUserService\x12]\n\x05GetMe\x12\x1d.studiox.user.v1.GetMeRequest\x1a\x1e.studiox.user.v1.GetMeResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/users/me\x12\x83\x01\n\x0eInitializeUser\x12&.studiox.user.v1.InitializeUserRequest\x1a\'.studiox.user.v1.InitializeUserResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/users/initialize:\x01*2c\n\x13UserInternalService\x12L\n\x07GetUser\x12\x1f.studiox.user.v1.GetUserRequest\x1a .studiox.user.v1.GetUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1astudiox/user/v1/user.proto\x12\x0fstudiox.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dstudiox/api/v1/contract.proto\"\x81\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tplan_name\x18\x04 \x01(\t\x12\x36\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xe2\xe0\x18\x02\x10\x01\x12/\n\x04plan\x18\x06 \x01(\x0b\x32\x19.studiox.user.v1.UserPlanB\x06\xe2\xe0\x18\x02\x10\x01\x12\x17\n\x0f\x63urrent_credits\x18\x07 \x01(\x05\x12;\n\x0f\x63redit_reset_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xe2\xe0\x18\x02\x10\x01\"S\n\x08UserPlan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0fmonthly_credits\x18\x03 \x01(\x05\x12\x14\n\x0cis_unlimited\x18\x04 \x01(\x08\"\x0e\n\x0cGetMeRequest\"M\n\rGetMeResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12+\n\x04user\x18\x02 \x01(\x0b\x32\x15.studiox.user.v1.UserB\x06\xe2\xe0\x18\x02\x10\x01\"\\\n\x15InitializeUserRequest\x12\x1f\n\x05\x65mail\x18\x01 \x01(\tB\x10\xe2\xe0\x18\x0c\x10\x01(\xfe\x01\x32\x05\x65mail\x12\x19\n\x04name\x18\x02 \x01(\tB\x06\xe2\xe0\x18\x02(dH\x00\x88\x01\x01\x42\x07\n\x05_name\"g\n\x16InitializeUserResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12+\n\x04user\x18\x02 \x01(\x0b\x32\x15.studiox.user.v1.UserB\x06\xe2\xe0\x18\x02\x10\x01\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"6\n\x0fGetUserResponse\x12#\n\x04user\x18\x01 \x01(\x0b\x32\x15.studiox.user.v1.User2\xfc\x01\n\x0bUserService\x12]\n\x05GetMe\x12\x1d.studiox.user.v1.GetMeRequest\x1a\x1e.studiox.user.v1.GetMeResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/users/me\x12\x8d\x01\n\x0eInitializeUser\x12&.studiox.user.v1.InitializeUserRequest\x1a\'.studiox.user.v1.InitializeUserResponse\"*\xe2\xe0\x18\x06\n\x04\xc9\x01\xc8\x01\x82\xd3\xe4\x93\x02\x1a\"\x15/api/users/initialize:\x01*2c\n\x13UserInternalService\x12L\n\x07GetUser\x12\x1f.studiox.user.v1.GetUserRequest\x1a .studiox.user.v1.GetUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studiox.user.v1.user_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_USER'].fields_by_name['created_at']._loaded_options = None
+  _globals['_USER'].fields_by_name['created_at']._serialized_options = b'\342\340\030\002\020\001'
+  _globals['_USER'].fields_by_name['plan']._loaded_options = None
+  _globals['_USER'].fields_by_name['plan']._serialized_options = b'\342\340\030\002\020\001'
+  _globals['_USER'].fields_by_name['credit_reset_at']._loaded_options = None
+  _globals['_USER'].fields_by_name['credit_reset_at']._serialized_options = b'\342\340\030\002\020\001'
+  _globals['_GETMERESPONSE'].fields_by_name['user']._loaded_options = None
+  _globals['_GETMERESPONSE'].fields_by_name['user']._serialized_options = b'\342\340\030\002\020\001'
+  _globals['_INITIALIZEUSERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_INITIALIZEUSERREQUEST'].fields_by_name['email']._serialized_options = b'\342\340\030\014\020\001(\376\0012\005email'
+  _globals['_INITIALIZEUSERREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_INITIALIZEUSERREQUEST'].fields_by_name['name']._serialized_options = b'\342\340\030\002(d'
+  _globals['_INITIALIZEUSERRESPONSE'].fields_by_name['user']._loaded_options = None
+  _globals['_INITIALIZEUSERRESPONSE'].fields_by_name['user']._serialized_options = b'\342\340\030\002\020\001'
   _globals['_USERSERVICE'].methods_by_name['GetMe']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['GetMe']._serialized_options = b'\202\323\344\223\002\017\022\r/api/users/me'
   _globals['_USERSERVICE'].methods_by_name['InitializeUser']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['InitializeUser']._serialized_options = b'\202\323\344\223\002\032\"\025/api/users/initialize:\001*'
-  _globals['_USER']._serialized_start=110
-  _globals['_USER']._serialized_end=224
-  _globals['_GETMEREQUEST']._serialized_start=226
-  _globals['_GETMEREQUEST']._serialized_end=240
-  _globals['_GETMERESPONSE']._serialized_start=242
-  _globals['_GETMERESPONSE']._serialized_end=311
-  _globals['_INITIALIZEUSERREQUEST']._serialized_start=313
-  _globals['_INITIALIZEUSERREQUEST']._serialized_end=379
-  _globals['_INITIALIZEUSERRESPONSE']._serialized_start=381
-  _globals['_INITIALIZEUSERRESPONSE']._serialized_end=476
-  _globals['_GETUSERREQUEST']._serialized_start=478
-  _globals['_GETUSERREQUEST']._serialized_end=511
-  _globals['_GETUSERRESPONSE']._serialized_start=513
-  _globals['_GETUSERRESPONSE']._serialized_end=567
-  _globals['_USERSERVICE']._serialized_start=570
-  _globals['_USERSERVICE']._serialized_end=812
-  _globals['_USERINTERNALSERVICE']._serialized_start=814
-  _globals['_USERINTERNALSERVICE']._serialized_end=913
+  _globals['_USERSERVICE'].methods_by_name['InitializeUser']._serialized_options = b'\342\340\030\006\n\004\311\001\310\001\202\323\344\223\002\032\"\025/api/users/initialize:\001*'
+  _globals['_USER']._serialized_start=142
+  _globals['_USER']._serialized_end=399
+  _globals['_USERPLAN']._serialized_start=401
+  _globals['_USERPLAN']._serialized_end=484
+  _globals['_GETMEREQUEST']._serialized_start=486
+  _globals['_GETMEREQUEST']._serialized_end=500
+  _globals['_GETMERESPONSE']._serialized_start=502
+  _globals['_GETMERESPONSE']._serialized_end=579
+  _globals['_INITIALIZEUSERREQUEST']._serialized_start=581
+  _globals['_INITIALIZEUSERREQUEST']._serialized_end=673
+  _globals['_INITIALIZEUSERRESPONSE']._serialized_start=675
+  _globals['_INITIALIZEUSERRESPONSE']._serialized_end=778
+  _globals['_GETUSERREQUEST']._serialized_start=780
+  _globals['_GETUSERREQUEST']._serialized_end=813
+  _globals['_GETUSERRESPONSE']._serialized_start=815
+  _globals['_GETUSERRESPONSE']._serialized_end=869
+  _globals['_USERSERVICE']._serialized_start=872
+  _globals['_USERSERVICE']._serialized_end=1124
+  _globals['_USERINTERNALSERVICE']._serialized_start=1126
+  _globals['_USERINTERNALSERVICE']._serialized_end=1225
 # @@protoc_insertion_point(module_scope)

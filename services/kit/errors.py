@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from enum import Enum
 
+# An error's message and each metadata value travel in gRPC trailers (grpc-message,
+# grpc-status-details-bin) on a connection the gateway shares between users: an oversized trailer
+# resets that connection and fails other users' requests. So both are cut to these sizes (UTF-8).
+MAX_MESSAGE_BYTES = 1024
+MAX_METADATA_VALUE_BYTES = 256
+
 
 class ErrorKind(Enum):
     INVALID_INPUT = "INVALID_INPUT"
@@ -28,9 +34,20 @@ class DomainError(Exception):
     kind: ErrorKind = ErrorKind.INVALID_INPUT
 
     def __init__(self, message: str, **metadata: str) -> None:
+        message = bounded(message, MAX_MESSAGE_BYTES)
         super().__init__(message)
         self.message = message
-        self.metadata = metadata
+        self.metadata = {k: bounded(v, MAX_METADATA_VALUE_BYTES) for k, v in metadata.items()}
+
+
+def bounded(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 (on a character boundary, marked with …)."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return text
+    marker = "…"
+    cut = encoded[: max_bytes - len(marker.encode())].decode("utf-8", "ignore")
+    return cut + marker
 
 
 class InvalidInput(DomainError):

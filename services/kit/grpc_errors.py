@@ -10,7 +10,13 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from services.kit.errors import DomainError, ErrorKind
+from services.kit.errors import (
+    MAX_MESSAGE_BYTES,
+    MAX_METADATA_VALUE_BYTES,
+    DomainError,
+    ErrorKind,
+    bounded,
+)
 
 ERROR_DOMAIN = "studiox.dev"
 REASON_TRAILER = "x-error-reason"
@@ -31,15 +37,26 @@ GRPC_CODES: dict[ErrorKind, grpc.StatusCode] = {
 }
 
 
+def message_for(error: DomainError) -> str:
+    """The status message (grpc-message) of a domain error, bounded whatever was put in it."""
+    return bounded(error.message, MAX_MESSAGE_BYTES)
+
+
 def status_for(error: DomainError) -> tuple[grpc.StatusCode, tuple[tuple[str, str | bytes], ...]]:
-    """gRPC code and trailing metadata (rich status + reason) for a domain error."""
+    """gRPC code and trailing metadata (rich status + reason) for a domain error. Message and
+    metadata are bounded (DomainError does so too; this also covers attributes set afterwards), so
+    no request can make a trailer large enough to break the shared connection it travels on."""
     code = GRPC_CODES[error.kind]
+    metadata = {
+        key[:64]: bounded(str(value), MAX_METADATA_VALUE_BYTES)
+        for key, value in list(error.metadata.items())[:16]
+    }
     info = error_details_pb2.ErrorInfo(
-        reason=error.kind.value, domain=ERROR_DOMAIN, metadata=error.metadata
+        reason=error.kind.value, domain=ERROR_DOMAIN, metadata=metadata
     )
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=[detail])
+    status = status_pb2.Status(code=code.value[0], message=message_for(error), details=[detail])
     trailers: tuple[tuple[str, str | bytes], ...] = (
         ("grpc-status-details-bin", status.SerializeToString()),
         (REASON_TRAILER, error.kind.value),

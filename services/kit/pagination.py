@@ -13,6 +13,10 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# Positions are PostgreSQL bigint keys; a cursor beyond that is not one we issued.
+MAX_POSITION = 2**63 - 1
+# Our cursors are ~16-36 characters; anything much longer is refused before decoding.
+MAX_CURSOR_LENGTH = 64
 
 
 def page_limit(requested: int, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
@@ -32,13 +36,18 @@ def decode_cursor(cursor: str) -> int | None:
     """None for no cursor; InvalidInput for one we did not issue."""
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidInput("cursor is invalid")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, value = raw.partition(":")
-        position = int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
         raise InvalidInput("cursor is invalid") from None
-    if version != "v1" or position < 0:
+    version, _, value = raw.partition(":")
+    # Digits only: int() would also take signs, spaces, underscores and non-ASCII digits.
+    if version != "v1" or not value.isascii() or not value.isdigit():
+        raise InvalidInput("cursor is invalid")
+    position = int(value)
+    if position > MAX_POSITION:
         raise InvalidInput("cursor is invalid")
     return position
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from services.kit.access import Access
 from services.kit.auth import current_identity
@@ -17,8 +17,9 @@ from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
 from services.kit.spec import Registration, database_service
 from services.kit.transport import set_http_status
+from services.kit.validation import json_value
 from services.task import store
-from services.task.domain import Status, Task, parse_status
+from services.task.domain import TASK_COSTS, Status, Task, parse_status
 from services.task.lifecycle import TaskLifecycle
 from studiox.task.v1 import task_pb2, task_pb2_grpc
 
@@ -56,7 +57,9 @@ def task_to_proto(task: Task) -> task_pb2.Task:
 
 
 def _dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(message)
+    # Already checked at the boundary (depth, NUL, finite numbers, size): see kit/validation.
+    data: dict[str, Any] = json_value(message)
+    return data
 
 
 class TaskApi(task_pb2_grpc.TaskServiceServicer):
@@ -124,6 +127,22 @@ class TaskApi(task_pb2_grpc.TaskServiceServicer):
             ),
         )
 
+    async def QuoteTask(
+        self, request: task_pb2.QuoteTaskRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.QuoteTaskResponse:
+        quoted = await self._tasks.quote(current_identity(), request.type)
+        return task_pb2.QuoteTaskResponse(
+            success=True,
+            type=quoted.type,
+            cost=quoted.cost,
+            allowed=quoted.allowed,
+            reason=quoted.reason,
+            message=quoted.message,
+            available_credits=quoted.available_credits,
+            plan_name=quoted.plan_name,
+            is_unlimited=quoted.is_unlimited,
+        )
+
     async def GetTask(
         self, request: task_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.GetTaskResponse:
@@ -176,6 +195,14 @@ class TaskInternalApi(task_pb2_grpc.TaskInternalServiceServicer):
         repaired = await self._tasks.repair(min_age)
         return task_pb2.RepairOrphansResponse(
             charged=0, rejected=repaired.rejected, refunded=repaired.refunded
+        )
+
+    async def ListTaskTypes(
+        self, request: task_pb2.ListTaskTypesRequest, context: grpc.aio.ServicerContext
+    ) -> task_pb2.ListTaskTypesResponse:
+        # The costs creation charges: billing's price catalog is read from here, not copied.
+        return task_pb2.ListTaskTypesResponse(
+            types=[task_pb2.TaskType(type=t, cost=c) for t, c in TASK_COSTS.items()]
         )
 
 

@@ -4,14 +4,14 @@ task settles with the credit ledger."""
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from services.kit.errors import InvalidInput, InvalidState, NotFound, PayloadTooLarge
+from services.kit.errors import InvalidInput, InvalidState, NotFound
+from services.kit.validation import MAX_JSON_BYTES, canonical_json, excerpt
 
 # Credits each task type costs; the type is also the plan feature it needs.
 TASK_COSTS: dict[str, int] = {
@@ -19,7 +19,8 @@ TASK_COSTS: dict[str, int] = {
     "video_generation": 5,
     "advanced_editing": 3,
 }
-MAX_INPUT_BYTES = 64 * 1024
+# inputData, like any JSON field, is bounded by services.kit.validation (depth and size).
+MAX_INPUT_BYTES = MAX_JSON_BYTES
 MAX_ERROR_LENGTH = 2000
 MAX_CLIENT_KEY_LENGTH = 200
 
@@ -81,18 +82,17 @@ def refund_key(task_id: uuid.UUID) -> str:
 def cost_of(task_type: str) -> int:
     if task_type not in TASK_COSTS:
         raise InvalidInput(
-            f"Invalid task type: {task_type or '(none)'}. Valid types: {', '.join(TASK_COSTS)}",
+            f"Invalid task type: {excerpt(task_type) or '(none)'}. "
+            f"Valid types: {', '.join(TASK_COSTS)}",
             valid_types=",".join(TASK_COSTS),
         )
     return TASK_COSTS[task_type]
 
 
 def check_input(input_data: dict[str, Any]) -> str:
-    """The input as canonical JSON, refused when it is too large."""
-    encoded = json.dumps(input_data, separators=(",", ":"), sort_keys=True)
-    if len(encoded.encode()) > MAX_INPUT_BYTES:
-        raise PayloadTooLarge(f"inputData must be at most {MAX_INPUT_BYTES} bytes")
-    return encoded
+    """The input as canonical JSON (stored, and fingerprinted for idempotency), refused when it
+    is too large."""
+    return canonical_json(input_data, "inputData", max_bytes=MAX_INPUT_BYTES)
 
 
 def request_hash(task_type: str, canonical_input: str) -> str:
@@ -122,7 +122,7 @@ def parse_status(raw: str) -> Status:
         return Status(raw)
     except ValueError:
         valid = ", ".join(s.value for s in Status)
-        raise InvalidInput(f"Invalid status: {raw}. Valid statuses: {valid}") from None
+        raise InvalidInput(f"Invalid status: {excerpt(raw)}. Valid statuses: {valid}") from None
 
 
 def check_worker_transition(current: Status, target: Status) -> None:

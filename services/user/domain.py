@@ -12,8 +12,9 @@ from services.kit.errors import InvalidInput
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 100
 SIGNUP_PLAN = "free"
-# Pragmatic: one @, no spaces, a dot in the domain. Deliverability is Clerk's business.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# Pragmatic: one @, no spaces or control characters, a dot in the domain. Deliverability is
+# Clerk's business. (Requests are checked for NUL at the boundary; token claims, for GetMe, here.)
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+$")
 
 
 @dataclass(frozen=True)

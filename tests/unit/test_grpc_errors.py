@@ -5,7 +5,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from services.kit import errors
-from services.kit.grpc_errors import GRPC_CODES, status_for
+from services.kit.grpc_errors import GRPC_CODES, message_for, status_for
 
 
 def test_every_error_kind_has_a_grpc_code() -> None:
@@ -46,3 +46,37 @@ def test_insufficient_credits_message_and_metadata() -> None:
     err = errors.InsufficientCredits(required=5, available=2)
     assert err.message == "Insufficient credits. Required: 5, Available: 2"
     assert err.metadata == {"required": "5", "available": "2"}
+
+
+def test_messages_and_metadata_are_bounded_for_the_trailers() -> None:
+    # A 70 KB value echoed into grpc-message / grpc-status-details-bin made a trailer large enough
+    # for Envoy to reset the HTTP/2 connection it shares between users.
+    huge = "é" * 70_000
+    error = errors.InvalidInput(f"Invalid plan: {huge}", plan=huge)
+    _, trailers = status_for(error)
+    message = message_for(error)
+    assert len(message.encode()) <= errors.MAX_MESSAGE_BYTES
+    assert message.startswith("Invalid plan: éé")
+    assert message.endswith("…")
+    assert sum(len(v) for _, v in trailers) < 2 * errors.MAX_MESSAGE_BYTES
+    status = status_pb2.Status.FromString(dict(trailers)["grpc-status-details-bin"])
+    assert status.message == message
+    info = error_details_pb2.ErrorInfo()
+    status.details[0].Unpack(info)
+    assert len(info.metadata["plan"].encode()) <= errors.MAX_METADATA_VALUE_BYTES
+
+
+def test_a_message_set_after_construction_is_bounded_too() -> None:
+    error = errors.NotFound("x")
+    error.message = "y" * 100_000
+    assert len(message_for(error)) <= errors.MAX_MESSAGE_BYTES
+    status = status_pb2.Status.FromString(dict(status_for(error)[1])["grpc-status-details-bin"])
+    assert len(status.message) <= errors.MAX_MESSAGE_BYTES
+
+
+def test_short_messages_are_untouched() -> None:
+    assert errors.bounded("Task not found", 1024) == "Task not found"
+    assert errors.bounded("x" * 1024, 1024) == "x" * 1024
+    cut = errors.bounded("€" * 1000, 1024)  # 3 bytes each: cut on a character boundary
+    assert cut.endswith("…")
+    assert len(cut.encode()) <= 1024

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.auth import Identity
 from services.kit.clients import ServiceChannels, domain_error
@@ -28,7 +31,7 @@ from services.kit.errors import (
     NotFound,
     Unavailable,
 )
-from services.task import store
+from services.task import metrics, store
 from services.task.domain import (
     REFUNDED_ENDINGS,
     ChargeState,
@@ -79,14 +82,101 @@ class Created:
 
 
 @dataclass(frozen=True)
+class Quoted:
+    """What creating a task of a type would do now (nothing is charged)."""
+
+    type: str
+    cost: int
+    allowed: bool
+    reason: str
+    message: str
+    available_credits: int
+    plan_name: str
+    is_unlimited: bool
+
+
+@dataclass(frozen=True)
 class Repaired:
     rejected: int = 0
     refunded: int = 0
 
 
+class TaskStore(Protocol):
+    """The statements this layer runs: services.task.store, or a fake in unit tests."""
+
+    async def insert_reserved(
+        self,
+        conn: AsyncConnection,
+        *,
+        task_id: uuid.UUID,
+        user_id: str,
+        task_type: str,
+        canonical_input: str,
+        cost: int,
+        client_key: str | None,
+        request_hash: str,
+    ) -> Task | None: ...
+
+    async def by_client_key(
+        self, conn: AsyncConnection, user_id: str, key: str
+    ) -> tuple[Task, str] | None: ...
+
+    async def get(
+        self,
+        conn: AsyncConnection,
+        task_id: uuid.UUID,
+        *,
+        user_id: str | None = None,
+        for_update: bool = False,
+    ) -> Task | None: ...
+
+    async def move_charge(
+        self,
+        conn: AsyncConnection,
+        task_id: uuid.UUID,
+        *,
+        from_states: Sequence[ChargeState],
+        to_state: ChargeState,
+    ) -> bool: ...
+
+    async def mark_charged(self, conn: AsyncConnection, task_id: uuid.UUID) -> Task | None: ...
+
+    async def delete_reserved(self, conn: AsyncConnection, task_id: uuid.UUID) -> None: ...
+
+    async def set_status(
+        self,
+        conn: AsyncConnection,
+        task_id: uuid.UUID,
+        *,
+        status: Status,
+        charge_state: ChargeState,
+        output_data: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Task: ...
+
+    async def requeue_expired(self, conn: AsyncConnection, max_attempts: int) -> int: ...
+
+    async def fail_exhausted(self, conn: AsyncConnection, max_attempts: int) -> list[Task]: ...
+
+    async def claim(
+        self, conn: AsyncConnection, *, limit: int, lease_seconds: int, worker_id: str
+    ) -> list[Task]: ...
+
+    async def heartbeat(
+        self, conn: AsyncConnection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
+    ) -> datetime | None: ...
+
+    async def unsettled(
+        self, conn: AsyncConnection, *, min_age_seconds: int, recheck_seconds: int, limit: int
+    ) -> list[Task]: ...
+
+    async def give_up_reservation(self, conn: AsyncConnection, task_id: uuid.UUID) -> bool: ...
+
+
 class TaskLifecycle:
-    def __init__(self, db: Database, channels: ServiceChannels) -> None:
+    def __init__(self, db: Database, channels: ServiceChannels, tasks: TaskStore = store) -> None:
         self._db = db
+        self._store = tasks
         self._credit = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
 
     # --- creation -------------------------------------------------------------------------
@@ -105,7 +195,7 @@ class TaskLifecycle:
         # Each statement below is its own transaction: the reservation must be committed before
         # the ledger is charged.
         async with self._db.autocommit() as conn:
-            task = await store.insert_reserved(
+            task = await self._store.insert_reserved(
                 conn,
                 task_id=uuid.uuid4(),
                 user_id=identity.user_id,
@@ -117,7 +207,7 @@ class TaskLifecycle:
             )
             if task is None:
                 assert key is not None
-                found = await store.by_client_key(conn, identity.user_id, key)
+                found = await self._store.by_client_key(conn, identity.user_id, key)
                 if found is None:  # the reservation it collided with was refused meanwhile
                     raise Unavailable("Please retry the request")
                 task, earlier_fingerprint = found
@@ -144,19 +234,41 @@ class TaskLifecycle:
             error = domain_error(err)
             if error.kind in _REFUSALS:
                 async with self._db.transaction() as conn:
-                    await store.delete_reserved(conn, task.id)
+                    await self._store.delete_reserved(conn, task.id)
                 raise error from err
             log.warning("charge of task %s unconfirmed: %s", task.id, err.code().name)
             raise Unavailable("Credits are temporarily unavailable; please retry") from err
         async with self._db.autocommit() as conn:
-            charged = await store.mark_charged(conn, task.id)
-            current = charged or await store.get(conn, task.id)
+            charged = await self._store.mark_charged(conn, task.id)
+            current = charged or await self._store.get(conn, task.id)
         assert current is not None
         if current.charge_state is not ChargeState.CHARGED:
             # Repair gave this reservation up while we were charging: pay the charge back.
             await self._settle_refund(current)
             raise Unavailable("Task creation was interrupted; no credits were kept")
         return Created(current, task.credits_cost, int(reply.remaining_credits))
+
+    async def quote(self, identity: Identity, task_type: str) -> Quoted:
+        """The price creation would charge and whether the ledger would take it now: the same cost
+        (domain.cost_of) and the ledger's own rule (plan feature, live credits), without a charge."""
+        cost = cost_of(task_type)
+        try:
+            reply = await self._credit.Quote(
+                credit_pb2.QuoteRequest(user_id=identity.user_id, amount=cost, feature=task_type),
+                timeout=LEDGER_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise domain_error(err) from err
+        return Quoted(
+            type=task_type,
+            cost=cost,
+            allowed=reply.allowed,
+            reason=reply.reason,
+            message=reply.message,
+            available_credits=reply.available_credits,
+            plan_name=reply.plan_name,
+            is_unlimited=reply.is_unlimited,
+        )
 
     async def _balance(self, user_id: str) -> int:
         try:
@@ -193,7 +305,7 @@ class TaskLifecycle:
                 log.warning("refund of task %s pending: %s", task.id, err.code().name)
                 return False
         async with self._db.transaction() as conn:
-            await store.move_charge(
+            await self._store.move_charge(
                 conn,
                 task.id,
                 from_states=[ChargeState.REFUNDING, ChargeState.RELEASED],
@@ -206,12 +318,12 @@ class TaskLifecycle:
     async def cancel(self, identity: Identity, raw_id: str) -> tuple[Task, bool]:
         task_id = parse_task_id(raw_id)
         async with self._db.transaction() as conn:
-            task = await store.get(conn, task_id, user_id=identity.user_id, for_update=True)
+            task = await self._store.get(conn, task_id, user_id=identity.user_id, for_update=True)
             if task is None:
                 raise NotFound("Task not found")
             if task.status is not Status.CANCELLED:
                 check_cancellable(task.status)
-                task = await store.set_status(
+                task = await self._store.set_status(
                     conn, task_id, status=Status.CANCELLED, charge_state=_owed(task)
                 )
         applied = False
@@ -227,14 +339,14 @@ class TaskLifecycle:
         task_id = parse_task_id(raw_id)
         target = parse_status(raw_status)
         async with self._db.transaction() as conn:
-            task = await store.get(conn, task_id, for_update=True)
+            task = await self._store.get(conn, task_id, for_update=True)
             if task is None:
                 raise NotFound("Task not found")
             check_worker_transition(task.status, target)
             if target is Status.PROCESSING and task.charge_state is not ChargeState.CHARGED:
                 raise InvalidState("Task is not ready for processing")
             charge = _owed(task) if target in REFUNDED_ENDINGS else task.charge_state
-            task = await store.set_status(
+            task = await self._store.set_status(
                 conn,
                 task_id,
                 status=target,
@@ -257,12 +369,12 @@ class TaskLifecycle:
         if not 1 <= lease <= MAX_LEASE_SECONDS:
             raise InvalidInput(f"leaseSeconds must be between 1 and {MAX_LEASE_SECONDS}")
         async with self._db.transaction() as conn:
-            requeued = await store.requeue_expired(conn, MAX_ATTEMPTS)
-            exhausted = await store.fail_exhausted(conn, MAX_ATTEMPTS)
+            requeued = await self._store.requeue_expired(conn, MAX_ATTEMPTS)
+            exhausted = await self._store.fail_exhausted(conn, MAX_ATTEMPTS)
         claimed: list[Task] = []
         if limit:  # 0: lease upkeep only
             async with self._db.transaction() as conn:
-                claimed = await store.claim(
+                claimed = await self._store.claim(
                     conn, limit=limit, lease_seconds=lease, worker_id=worker_id or "scheduler"
                 )
         for task in exhausted:
@@ -275,7 +387,9 @@ class TaskLifecycle:
         if not 1 <= lease <= MAX_LEASE_SECONDS:
             raise InvalidInput(f"leaseSeconds must be between 1 and {MAX_LEASE_SECONDS}")
         async with self._db.transaction() as conn:
-            expires = await store.heartbeat(conn, task_id, worker_id=worker_id, lease_seconds=lease)
+            expires = await self._store.heartbeat(
+                conn, task_id, worker_id=worker_id, lease_seconds=lease
+            )
         if expires is None:
             raise InvalidState("Task is not being processed by this worker")
         return expires
@@ -285,17 +399,18 @@ class TaskLifecycle:
         if min_age < 0:
             raise InvalidInput("minAgeSeconds must not be negative")
         async with self._db.transaction() as conn:
-            tasks = await store.unsettled(
+            tasks = await self._store.unsettled(
                 conn,
                 min_age_seconds=min_age,
                 recheck_seconds=RELEASE_RECHECK_SECONDS,
                 limit=REPAIR_BATCH,
             )
+        metrics.record_repair_backlog(task.charge_state for task in tasks)
         rejected = refunded = 0
         for task in tasks:
             if task.charge_state is ChargeState.RESERVED:
                 async with self._db.transaction() as conn:
-                    if not await store.give_up_reservation(conn, task.id):
+                    if not await self._store.give_up_reservation(conn, task.id):
                         continue  # finished by its create call meanwhile
                 rejected += 1
             if await self._settle_refund(task):
@@ -307,14 +422,14 @@ class TaskLifecycle:
     async def get(self, identity: Identity, raw_id: str) -> Task:
         task_id = parse_task_id(raw_id)
         async with self._db.autocommit() as conn:
-            task = await store.get(conn, task_id, user_id=identity.user_id)
+            task = await self._store.get(conn, task_id, user_id=identity.user_id)
         if task is None:
             raise NotFound("Task not found")
         return task
 
     async def _reload(self, task_id: uuid.UUID) -> Task:
         async with self._db.autocommit() as conn:
-            task = await store.get(conn, task_id)
+            task = await self._store.get(conn, task_id)
         assert task is not None
         return task
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.auth import Identity
 from services.kit.clients import ServiceChannels, domain_error
@@ -41,9 +43,22 @@ class Member:
     created: bool
 
 
+class UserStore(Protocol):
+    """The statements this layer runs: services.user.store, or a fake in unit tests."""
+
+    async def get(self, conn: AsyncConnection, user_id: str) -> Profile | None: ...
+
+    async def create_or_get(
+        self, conn: AsyncConnection, user_id: str, email: str | None, name: str | None
+    ) -> tuple[Profile, bool]: ...
+
+    async def mark_credits_ready(self, conn: AsyncConnection, user_id: str) -> None: ...
+
+
 class Onboarding:
-    def __init__(self, db: Database, channels: ServiceChannels) -> None:
+    def __init__(self, db: Database, channels: ServiceChannels, users: UserStore = store) -> None:
         self._db = db
+        self._store = users
         self._credit = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
         self._billing = billing_pb2_grpc.BillingInternalServiceStub(channels.channel("billing"))
 
@@ -52,7 +67,7 @@ class Onboarding:
 
     async def me(self, identity: Identity) -> Member:
         async with self._db.autocommit() as conn:
-            profile = await store.get(conn, identity.user_id)
+            profile = await self._store.get(conn, identity.user_id)
         if profile is not None and profile.credits_ready:
             return Member(profile, await self._standing(profile.id), created=False)
         email = clean_email(identity.email) if identity.email else None
@@ -60,19 +75,19 @@ class Onboarding:
 
     async def get(self, user_id: str) -> Member:
         async with self._db.autocommit() as conn:
-            profile = await store.get(conn, user_id)
+            profile = await self._store.get(conn, user_id)
         if profile is None:
             raise NotFound("User not found")
         return Member(profile, await self._standing(user_id), created=False)
 
     async def _ensure(self, user_id: str, email: str | None, name: str | None) -> Member:
         async with self._db.transaction() as conn:
-            profile, created = await store.create_or_get(conn, user_id, email, name)
+            profile, created = await self._store.create_or_get(conn, user_id, email, name)
         if profile.credits_ready:
             return Member(profile, await self._standing(user_id), created)
         standing = await self._place_on_signup_plan(user_id)
         async with self._db.transaction() as conn:
-            await store.mark_credits_ready(conn, user_id)
+            await self._store.mark_credits_ready(conn, user_id)
         return Member(profile, standing, created)
 
     async def _place_on_signup_plan(self, user_id: str) -> Standing:

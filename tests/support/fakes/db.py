@@ -1,0 +1,77 @@
+"""A Database that opens no connection: `transaction()` is all or nothing over the fake stores it
+tracks (their state is put back when the block raises), `autocommit()` keeps every write at once,
+and `begin_nested()` on its connection is a savepoint. Statements themselves are the fake stores'
+business; the connection object only carries the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.kit.db import Database
+
+
+class Transactional(Protocol):
+    """A fake store whose state a rollback puts back."""
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, state: Any) -> None: ...
+
+
+class FakeConnection:
+    def __init__(self, db: FakeDatabase, *, in_transaction: bool) -> None:
+        self._db = db
+        self.in_transaction = in_transaction
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[FakeConnection]:
+        async with self._db.atomic():
+            yield self
+
+
+class FakeDatabase(Database):
+    # Deliberately no super().__init__(): there is no engine. Concurrent transactions are not
+    # isolated from each other (a rollback restores the whole store); unit tests run one at a time.
+    def __init__(self, *stores: Transactional) -> None:
+        self._stores = list(stores)
+        self.open_transactions = 0
+        self.commits = 0
+        self.rollbacks = 0
+
+    def track(self, store: Transactional) -> None:
+        self._stores.append(store)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        saved = [store.snapshot() for store in self._stores]
+        self.open_transactions += 1
+        try:
+            yield
+        except BaseException:
+            for store, state in zip(self._stores, saved, strict=True):
+                store.restore(state)
+            self.rollbacks += 1
+            raise
+        else:
+            self.commits += 1
+        finally:
+            self.open_transactions -= 1
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.atomic():
+            yield cast(AsyncConnection, FakeConnection(self, in_transaction=True))
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        yield cast(AsyncConnection, FakeConnection(self, in_transaction=False))
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -114,7 +114,9 @@ def check_request(request: Any) -> None:
     """Raises InvalidInput/PayloadTooLarge naming the first field that breaks a rule above."""
     if isinstance(request, Undecodable):
         raise request.error()
-    _check_message(request, "")
+    # Handlers registered without a protobuf deserializer (raw bytes) have no fields to check.
+    if isinstance(request, Message):
+        _check_message(request, "")
 
 
 def _check_message(message: Message, prefix: str) -> None:

@@ -143,7 +143,7 @@ def _migrate(ns: argparse.Namespace) -> int:
         return 2
     settings = _settings("migrate")
     _require_database(settings)
-    configure_logging("migrate", settings.log_level, "text")
+    configure_logging("migrate", settings.log_level, "text", stream=sys.stderr)
     for name in cast(list[ServiceName], ns.services) or SERVICE_NAMES:
         upgrade(name, settings)
         print(f"{name}: migrated")
@@ -352,7 +352,7 @@ def _jobs_run(ns: argparse.Namespace) -> int:
     settings = _settings("jobs")
     _require_database(settings)
     _require_service(settings, JOB_SERVICES[ns.job])
-    configure_logging("jobs", settings.log_level, "text")
+    configure_logging("jobs", settings.log_level, "text", stream=sys.stderr)
     config = SchedulerConfig(instance="cli")
 
     async def run() -> JobRun:

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from services.kit.context import current_request_id
 
@@ -45,8 +45,12 @@ class TextFormatter(logging.Formatter):
         return f"{base} rid={current_request_id()}"
 
 
-def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(
+    service: str, level: str = "INFO", fmt: str = "json", *, stream: TextIO | None = None
+) -> None:
+    """Services log to stdout (collected by the platform); commands pass stderr so their own
+    output on stdout stays machine-readable."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -131,6 +131,9 @@ class StripeEmulator:
         self.invoices: dict[str, Json] = {}
         self.payment_methods: dict[str, str] = {}  # saved pm id -> customer id
         self.refunds: dict[str, Json] = {}
+        # A succeeded PaymentIntent's Charge (its `latest_charge`), and disputes of charges.
+        self.charges: dict[str, Json] = {}
+        self.disputes: dict[str, Json] = {}
         self.requests: list[Recorded] = []
         self.outbox: list[Json] = []
         self._idempotent: dict[str, tuple[str, int, Json]] = {}
@@ -264,7 +267,18 @@ class StripeEmulator:
             case ("POST", "payment_intents", []):
                 return self._create_intent(params)
             case ("GET", "payment_intents", [pid]):
-                return self._get(self.intents, "payment_intent", pid)
+                intent = self._get(self.intents, "payment_intent", pid)
+                if "latest_charge" in _expand(params) and intent.get("latest_charge"):
+                    intent["latest_charge"] = self._get(
+                        self.charges, "charge", intent["latest_charge"]
+                    )
+                return intent
+            case ("GET", "charges", [charge_id]):
+                return self._get(self.charges, "charge", charge_id)
+            case ("GET", "disputes", []):
+                return self._list_disputes(params)
+            case ("GET", "disputes", [dispute_id]):
+                return self._get(self.disputes, "dispute", dispute_id)
             case ("GET", "subscriptions", []):
                 return self._list_subscriptions(params)
             case ("GET", "subscriptions", [sub_id]):
@@ -432,9 +446,36 @@ class StripeEmulator:
             "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}",
             "created": int(time.time()),
             "livemode": False,
+            "latest_charge": None,
         }
         self.intents[intent_id] = intent
+        if status == "succeeded":
+            self._charge_of(intent)
         return intent
+
+    def _charge_of(self, intent: Json) -> Json:
+        """The Charge of a succeeded PaymentIntent (made once, when it succeeds)."""
+        if intent.get("latest_charge") in self.charges:
+            return self.charges[intent["latest_charge"]]
+        charge = {
+            "id": self._new_id("ch"),
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": intent["amount"],
+            "amount_refunded": 0,
+            "refunded": False,
+            "disputed": False,
+            "currency": intent["currency"],
+            "customer": intent["customer"],
+            "payment_intent": intent["id"],
+            "status": "succeeded",
+            "paid": True,
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.charges[charge["id"]] = charge
+        intent["latest_charge"] = charge["id"]
+        return charge
 
     def _create_intent(self, params: Json) -> Json:
         customer = self._customer(params)
@@ -480,6 +521,7 @@ class StripeEmulator:
             else:
                 intent["status"] = "succeeded"
                 intent["amount_received"] = amount
+                self._charge_of(intent)
                 self._queue("payment_intent.succeeded", intent)
         return copy.deepcopy(intent)
 
@@ -628,7 +670,22 @@ class StripeEmulator:
         }
         self.refunds[refund["id"]] = refund
         self._queue("refund.created", refund)
+        charge = self.charges.get(intent.get("latest_charge") or "")
+        if charge is not None:
+            refund["charge"] = charge["id"]
+            charge["amount_refunded"] += amount
+            charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+            self._queue("charge.refunded", charge)
         return copy.deepcopy(refund)
+
+    def _list_disputes(self, params: Json) -> Json:
+        found = [
+            self._public(d)
+            for d in self.disputes.values()
+            if params.get("payment_intent") in (None, d["payment_intent"])
+            and params.get("charge") in (None, d["charge"])
+        ]
+        return {"object": "list", "data": found, "has_more": False, "url": "/v1/disputes"}
 
     def _list_subscriptions(self, params: Json) -> Json:
         status = params.get("status")
@@ -728,6 +785,7 @@ class StripeEmulator:
             intent["status"] = "succeeded"
             intent["amount_received"] = intent["amount"]
             intent.pop("next_action", None)
+            self._charge_of(intent)
             return [self._queue("payment_intent.succeeded", intent)]
 
     def decline_checkout(self, session_id: str) -> list[Json]:
@@ -817,6 +875,53 @@ class StripeEmulator:
             sub["status"] = "canceled"
             sub["canceled_at"] = sub["ended_at"] = int(time.time())
             return [self._queue("customer.subscription.deleted", sub)]
+
+    def refund_payment(self, intent_id: str, amount: int | None = None) -> list[Json]:
+        """A refund made outside our API (the Dashboard, support): the events Stripe sends."""
+        with self._lock:
+            params: Json = {"payment_intent": intent_id}
+            if amount is not None:
+                params["amount"] = str(amount)
+            before = len(self.outbox)
+            self._create_refund(params)
+            return list(self.outbox[before:])
+
+    def open_dispute(
+        self, intent_id: str, amount: int | None = None, reason: str = "fraudulent"
+    ) -> list[Json]:
+        """The payer disputes the payment with their bank: Stripe withdraws the amount."""
+        with self._lock:
+            charge = self._charge_of(self.intents[intent_id])
+            dispute = {
+                "id": self._new_id("dp"),
+                "object": "dispute",
+                "amount": charge["amount"] if amount is None else amount,
+                "charge": charge["id"],
+                "payment_intent": intent_id,
+                "currency": charge["currency"],
+                "reason": reason,
+                "status": "needs_response",
+                "is_charge_refundable": False,
+                "created": int(time.time()),
+                "livemode": False,
+            }
+            self.disputes[dispute["id"]] = dispute
+            charge["disputed"] = True
+            charge["dispute"] = dispute["id"]
+            return [
+                self._queue("charge.dispute.created", dispute),
+                self._queue("charge.dispute.funds_withdrawn", dispute),
+            ]
+
+    def close_dispute(self, dispute_id: str, *, won: bool) -> list[Json]:
+        """The bank decides: won (the funds come back) or lost."""
+        with self._lock:
+            dispute = self.disputes[dispute_id]
+            dispute["status"] = "won" if won else "lost"
+            events = [self._queue("charge.dispute.closed", dispute)]
+            if won:
+                events.append(self._queue("charge.dispute.funds_reinstated", dispute))
+            return events
 
     def save_payment_method(self, customer_id: str) -> str:
         with self._lock:

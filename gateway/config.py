@@ -25,6 +25,8 @@ LUA = GATEWAY_DIR / "error_shaping.lua"
 PUBLIC_ROUTES: dict[str, str] = {
     "studiox.user.v1.UserService": "user",
     "studiox.credit.v1.CreditService": "credit",
+    # Support staff's API: every method needs a session with the admin role (services.kit.access).
+    "studiox.credit.v1.CreditAdminService": "credit",
     "studiox.task.v1.TaskService": "task",
     "studiox.billing.v1.BillingService": "billing",
 }

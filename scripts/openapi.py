@@ -52,6 +52,7 @@ SERVICES = [*PUBLIC_ROUTES, STATUS_SERVICE]
 TAGS = {
     "studiox.user.v1.UserService": "Users",
     "studiox.credit.v1.CreditService": "Credits",
+    "studiox.credit.v1.CreditAdminService": "Admin",
     "studiox.task.v1.TaskService": "Tasks",
     "studiox.billing.v1.BillingService": "Billing",
     STATUS_SERVICE: "Health",
@@ -466,7 +467,7 @@ class Builder:
         if binding.body:
             operation["requestBody"] = self.request_body(request, binding.body, frozenset(bound))
         operation["responses"] = self.responses(method, answers, access, binding, op_id)
-        if access is Access.USER:
+        if access in (Access.USER, Access.ADMIN):
             operation["security"] = [{"bearerAuth": []}]
         elif access is Access.INTERNAL:
             operation["security"] = [{"internalToken": []}]

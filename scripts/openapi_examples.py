@@ -48,6 +48,53 @@ CANCELLED_TASK = {
     "completedAt": "2026-01-31T12:00:05Z",
 }
 
+ALLOWANCE_GRANT = {
+    "id": "7",
+    "category": "allowance",
+    "amount": 10,
+    "remaining": 5,
+    "priority": 20,
+    "effectiveAt": CREATED,
+    "expiresAt": RESET,
+    "closedReason": "",
+    "clawed": 0,
+}
+PURCHASED_GRANT = {
+    "id": "9",
+    "category": "purchased",
+    "amount": 50,
+    "remaining": 20,
+    "priority": 40,
+    "effectiveAt": CREATED,
+    "closedReason": "",
+    "clawed": 0,
+}
+PROMO_GRANT = {
+    "id": "12",
+    "category": "promotional",
+    "amount": 20,
+    "remaining": 20,
+    "priority": 10,
+    "effectiveAt": CREATED,
+    "expiresAt": "2026-03-02T12:00:00Z",
+    "closedReason": "",
+    "clawed": 0,
+}
+PROMO_ENTRY = {
+    "id": "57",
+    "type": "credit_add",
+    "amount": 20,
+    "allowanceDelta": 0,
+    "purchasedDelta": 0,
+    "reference": "",
+    "description": "20 promotional credits",
+    "createdAt": CREATED,
+    "balanceAfter": 45,
+    "usage": 0,
+    "grants": [{"grantId": "12", "category": "promotional", "amount": 20}],
+    "owedDelta": 0,
+}
+
 EXAMPLES: dict[str, dict[str, Any]] = {
     "getStatus": {
         "200": {
@@ -93,6 +140,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "isUnlimited": False,
                 "creditsUsedThisMonth": 5,
                 "creditResetAt": RESET,
+                "grants": [ALLOWANCE_GRANT, PURCHASED_GRANT],
+                "bonusCredits": 0,
+                "owedCredits": 0,
             },
         },
         "404": "Credit account not found; initialize the user first",
@@ -113,6 +163,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                     "createdAt": "2026-01-31T12:00:00.2Z",
                     "balanceAfter": 5,
                     "usage": 5,
+                    "grants": [{"grantId": "7", "category": "allowance", "amount": -5}],
+                    "owedDelta": 0,
                 },
                 {
                     "id": "41",
@@ -125,6 +177,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                     "createdAt": CREATED,
                     "balanceAfter": 10,
                     "usage": 0,
+                    "grants": [{"grantId": "7", "category": "allowance", "amount": 10}],
+                    "owedDelta": 0,
                 },
             ],
             "nextCursor": "djE6NDE",
@@ -270,6 +324,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                     "credits": 50,
                     "planName": "",
                     "createdAt": CREATED,
+                    "refundedAmount": 1000,
+                    "disputeStatus": "",
+                    "creditsClawedBack": 25,
                 }
             ],
             "nextCursor": "",
@@ -284,5 +341,93 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         },
         "200": {"received": True},
         "400": "Invalid Stripe signature",
+    },
+    "listPrices": {
+        "200": {
+            "success": True,
+            "prices": [
+                {"type": "image_analysis", "cost": 1, "plans": ["free", "pro", "enterprise"]},
+                {"type": "video_generation", "cost": 5, "plans": ["free", "pro", "enterprise"]},
+                {"type": "advanced_editing", "cost": 3, "plans": ["pro", "enterprise"]},
+            ],
+        }
+    },
+    "quoteTask": {
+        "200": {
+            "success": True,
+            "type": "video_generation",
+            "cost": 5,
+            "allowed": False,
+            "reason": "insufficient_credits",
+            "message": "Insufficient credits. Required: 5, Available: 2",
+            "availableCredits": 2,
+            "planName": "free",
+            "isUnlimited": False,
+        },
+        "400": "Invalid task type: hologram. Valid types: image_analysis, video_generation, "
+        "advanced_editing",
+    },
+    "grantCredits": {
+        "request": {
+            "userId": USER,
+            "amount": 20,
+            "category": "promotional",
+            "reason": "Launch week promotion",
+            "expiresIn": "30d",
+        },
+        "201": {
+            "success": True,
+            "entry": PROMO_ENTRY,
+            "grant": PROMO_GRANT,
+            "remainingCredits": 45,
+            "applied": True,
+        },
+        "403": "This endpoint is for administrators only",
+    },
+    "voidGrant": {
+        "request": {"reason": "Granted to the wrong account"},
+        "200": {
+            "success": True,
+            "entry": {
+                **PROMO_ENTRY,
+                "id": "58",
+                "type": "void",
+                "amount": -20,
+                "description": "Promotional credits voided",
+                "balanceAfter": 25,
+                "grants": [{"grantId": "12", "category": "promotional", "amount": -20}],
+            },
+            "remainingCredits": 25,
+            "applied": True,
+        },
+        "409": "Grant is already closed (voided)",
+    },
+    "showAccount": {
+        "200": {
+            "success": True,
+            "credits": {
+                "userId": USER,
+                "currentCredits": 45,
+                "allowanceCredits": 5,
+                "purchasedCredits": 20,
+                "monthlyAllowance": 10,
+                "planName": "free",
+                "isUnlimited": False,
+                "creditsUsedThisMonth": 5,
+                "creditResetAt": RESET,
+                "grants": [PROMO_GRANT, ALLOWANCE_GRANT, PURCHASED_GRANT],
+                "bonusCredits": 20,
+                "owedCredits": 0,
+            },
+            "grants": [PROMO_GRANT, ALLOWANCE_GRANT, PURCHASED_GRANT],
+            "entries": [
+                {
+                    "entry": PROMO_ENTRY,
+                    "actor": "admin:user_2staff0000000000000000",
+                    "reason": "Launch week promotion",
+                }
+            ],
+        },
+        "404": "Credit account not found",
     },
 }

@@ -244,17 +244,16 @@ def _credits(ns: argparse.Namespace) -> int:
     actor = f"cli:{ns.actor or getpass.getuser()}"
     request: object
     if ns.credits_command == "grant":
-        request = credit_pb2.AdminGrantRequest(
+        grant = credit_pb2.GrantCreditsRequest(
             user_id=ns.user,
             amount=ns.amount,
             category=ns.category,
             reason=ns.reason,
             expires_in=ns.expires_in or "",
             idempotency_key=ns.key or "",
-            actor=actor,
         )
         if ns.priority is not None:
-            request.priority = ns.priority
+            grant.priority = ns.priority
         if ns.expires_at:
             try:
                 moment = datetime.fromisoformat(ns.expires_at.replace("Z", "+00:00"))
@@ -264,24 +263,29 @@ def _credits(ns: argparse.Namespace) -> int:
                 ) from None
             if moment.tzinfo is None:
                 raise CommandError("--expires-at needs a time zone (e.g. 2026-12-31T23:59:00Z)")
-            request.expires_at.FromDatetime(moment)
+            grant.expires_at.FromDatetime(moment)
+        request = credit_pb2.AdminGrantCreditsRequest(request=grant, actor=actor)
     elif ns.credits_command == "void":
-        request = credit_pb2.VoidGrantRequest(
-            grant_id=ns.grant, reason=ns.reason, idempotency_key=ns.key or "", actor=actor
+        void = credit_pb2.VoidGrantRequest(
+            grant_id=ns.grant, reason=ns.reason, idempotency_key=ns.key or ""
         )
+        request = credit_pb2.AdminVoidGrantRequest(request=void, actor=actor)
     else:
-        request = credit_pb2.ShowAccountRequest(user_id=ns.user)
+        request = credit_pb2.AdminShowAccountRequest(
+            request=credit_pb2.ShowAccountRequest(user_id=ns.user)
+        )
 
     async def call() -> object:
         channels = ServiceChannels(settings)
         try:
             stub = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
             method = {
-                "grant": stub.GrantCredits,
-                "void": stub.VoidGrant,
-                "show": stub.ShowAccount,
+                "grant": stub.AdminGrantCredits,
+                "void": stub.AdminVoidGrant,
+                "show": stub.AdminShowAccount,
             }[ns.credits_command]
-            return await method(request, timeout=30)
+            wrapped = await method(request, timeout=30)
+            return wrapped.response
         finally:
             await channels.close()
 
@@ -299,7 +303,7 @@ def _credits_report(command: str, reply: object) -> list[str]:
 
     from studiox.credit.v1 import credit_pb2
 
-    if isinstance(reply, credit_pb2.AdminGrantResponse):
+    if isinstance(reply, credit_pb2.GrantCreditsResponse):
         state = "granted" if reply.applied else "already granted (same key)"
         expires = (
             reply.grant.expires_at.ToJsonString() if reply.grant.HasField("expires_at") else "never"

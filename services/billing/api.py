@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from services.billing.catalog import PriceCatalog
 from services.billing.config import BillingConfig
 from services.billing.domain import CreditPack, Payment, Plan
 from services.billing.fulfilment import Fulfilment, Ledger
@@ -24,6 +25,7 @@ from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 
 ACCESS = {
     "BillingService/ListPlans": Access.PUBLIC,
+    "BillingService/ListPrices": Access.PUBLIC,
     # Authenticated by its Stripe signature, not a user token.
     "BillingService/HandleWebhook": Access.PUBLIC,
 }
@@ -60,11 +62,14 @@ def payment_to_proto(payment: Payment) -> billing_pb2.Payment:
         id=str(payment.id),
         amount=payment.amount_cents,
         currency=payment.currency,
-        status=payment.status.value,
+        status=payment.shown_status,
         kind=payment.kind.value,
         credits=payment.credits,
         plan_name=payment.plan_id or "",
         created_at=to_timestamp(payment.created_at),
+        refunded_amount=payment.refunded_cents,
+        dispute_status=payment.dispute_status or "",
+        credits_clawed_back=payment.clawed_credits,
     )
 
 
@@ -76,9 +81,21 @@ def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
 
 
 class BillingApi(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, billing: Billing, webhooks: Webhooks) -> None:
+    def __init__(self, billing: Billing, webhooks: Webhooks, prices: PriceCatalog) -> None:
         self._billing = billing
         self._webhooks = webhooks
+        self._prices = prices
+
+    async def ListPrices(
+        self, request: billing_pb2.ListPricesRequest, context: grpc.aio.ServicerContext
+    ) -> billing_pb2.ListPricesResponse:
+        return billing_pb2.ListPricesResponse(
+            success=True,
+            prices=[
+                billing_pb2.TaskPrice(type=p.type, cost=p.cost, plans=p.plans)
+                for p in await self._prices.prices()
+            ],
+        )
 
     async def ListPlans(
         self, request: billing_pb2.ListPlansRequest, context: grpc.aio.ServicerContext
@@ -180,7 +197,7 @@ def build_spec(settings: Settings) -> ServiceSpec:
         return [
             (
                 billing_pb2_grpc.add_BillingServiceServicer_to_server,
-                BillingApi(billing, webhooks),
+                BillingApi(billing, webhooks, PriceCatalog(db, channels)),
                 services["BillingService"].full_name,
             ),
             (

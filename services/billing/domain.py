@@ -136,6 +136,8 @@ class StripePayment:
     order_ref: str | None
     url: str = ""
     client_secret: str = ""
+    # A Checkout Session's PaymentIntent, once paid.
+    payment_intent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,48 @@ class Payment:
     credits: int
     plan_id: str | None
     created_at: datetime
+    refunded_cents: int = 0
+    dispute_status: str | None = None
+    clawed_credits: int = 0
+
+    @property
+    def shown_status(self) -> str:
+        """Its status in the history: a payment Stripe took (some) money back from says so."""
+        if self.dispute_status in WITHDRAWN_DISPUTES:
+            return "disputed"
+        if self.amount_cents > 0 and self.refunded_cents >= self.amount_cents:
+            return "refunded"
+        if self.refunded_cents > 0:
+            return "partially_refunded"
+        return self.status.value
+
+
+# Dispute statuses under which Stripe holds the disputed amount (inquiries, `warning_*`, withdraw
+# nothing; a won dispute gives the money back).
+WITHDRAWN_DISPUTES = frozenset({"needs_response", "under_review", "lost"})
+
+
+@dataclass(frozen=True)
+class MoneyBack:
+    """What Stripe returned of a payment, read from its API: refunds, and disputed amounts Stripe
+    withdrew (the latest dispute's status, for the history)."""
+
+    amount_cents: int
+    refunded_cents: int
+    disputed_cents: int
+    dispute_status: str | None
+
+    @property
+    def returned_cents(self) -> int:
+        return min(self.amount_cents, self.refunded_cents + self.disputed_cents)
+
+
+def clawback_credits(credits: int, money: MoneyBack) -> int:
+    """Credits to take back for a purchase of `credits`: in proportion to the money returned,
+    rounded up (credits never outlive the money that paid for them)."""
+    if money.amount_cents <= 0:
+        return 0
+    return -(-credits * money.returned_cents // money.amount_cents)
 
 
 @dataclass(frozen=True)
@@ -214,6 +258,21 @@ class PlanPlacement:
     period_end: datetime | None
     paid: bool = True
     subscription_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskPrice:
+    type: str
+    cost: int
+    plans: tuple[str, ...]
+
+
+def task_prices(costs: Sequence[tuple[str, int]], plans: Sequence[Plan]) -> list[TaskPrice]:
+    """Each task type's cost and the plans whose features include it (the type is the feature)."""
+    return [
+        TaskPrice(task_type, cost, tuple(p.id for p in plans if task_type in p.features))
+        for task_type, cost in costs
+    ]
 
 
 def format_price(cents: int, currency: str) -> str:

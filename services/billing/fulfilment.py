@@ -33,6 +33,7 @@ from services.billing.domain import (
     StripePayment,
     Subscription,
     checkout_grant_key,
+    clawback_credits,
     intent_grant_key,
     keep_one,
     placement_changed,
@@ -41,6 +42,7 @@ from services.billing.domain import (
     plan_terms,
     purchase_problems,
 )
+from services.billing.statements import BillingStore
 from services.billing.stripe_api import StripeApi, StripeObjectNotFound, StripeRefusedRequest
 from services.kit.clients import ServiceChannels, domain_error
 from services.kit.db import Database
@@ -87,6 +89,26 @@ class Ledger:
             raise domain_error(err) from err
         return bool(reply.applied)
 
+    async def clawback(
+        self, user_id: str, key: str, credits: int, reference: str, description: str
+    ) -> int:
+        """Bring the credits taken back for the purchase granted under `key` to `credits` (a
+        state: repeating it changes nothing); returns the credits taken back now in all."""
+        try:
+            reply = await self._stub.Clawback(
+                credit_pb2.ClawbackRequest(
+                    user_id=user_id,
+                    grant_key=key,
+                    clawed_credits=credits,
+                    reference=reference,
+                    description=description,
+                ),
+                timeout=CREDIT_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise domain_error(err) from err
+        return int(reply.clawed_credits)
+
     async def set_plan(
         self, user_id: str, plan: Plan, key: str, period_end: datetime | None, *, paid: bool
     ) -> None:
@@ -119,9 +141,15 @@ def grant_key(payment: StripePayment) -> str:
 
 class Fulfilment:
     def __init__(
-        self, db: Database, ledger: Ledger, stripe: StripeApi | None, config: BillingConfig
+        self,
+        db: Database,
+        ledger: Ledger,
+        stripe: StripeApi | None,
+        config: BillingConfig,
+        records: BillingStore = store,
     ) -> None:
         self._db = db
+        self._store = records
         self._ledger = ledger
         self._stripe = stripe
         self._config = config
@@ -143,9 +171,9 @@ class Fulfilment:
         if problems:
             raise Refused(f"{payment.id} does not match order {order.ref}: {'; '.join(problems)}")
         if order.stripe_id is None:
-            await store.bind_order(conn, order.ref, payment.id)
+            await self._store.bind_order(conn, order.ref, payment.id)
         key = grant_key(payment)
-        await store.save_payment(
+        await self._store.save_payment(
             conn,
             user_id=order.user_id,
             stripe_id=payment.id,
@@ -172,9 +200,9 @@ class Fulfilment:
         """A webhook names a Checkout Session (payment mode) or PaymentIntent: settle the order it
         belongs to, as Stripe's API reports the object now. `failed`: Stripe reported that an
         asynchronous payment failed."""
-        order = await store.credit_order_of(conn, claimed.id)
+        order = await self._store.credit_order_of(conn, claimed.id)
         if order is None and claimed.order_ref is not None:
-            order = await store.order_by_ref(conn, claimed.order_ref)
+            order = await self._store.order_by_ref(conn, claimed.order_ref)
         if order is None or order.kind is not OrderKind.CREDITS:
             raise Refused(f"{claimed.id} is not a purchase this system started")
         if claimed.customer_id is not None and claimed.customer_id != order.customer_id:
@@ -183,6 +211,101 @@ class Fulfilment:
         if failed and fresh.status is PaymentStatus.PENDING:
             fresh = dataclasses.replace(fresh, status=PaymentStatus.FAILED)
         await self.settle(conn, order, fresh)
+
+    # --- money taken back ---
+
+    async def reverse(
+        self, conn: AsyncConnection, intent_id: str | None, charge_id: str | None
+    ) -> bool:
+        """A refund or dispute was reported for a payment: if it is one of our credit purchases,
+        take back the credits in proportion to what Stripe's API says was returned (refunds, and
+        disputed amounts it withdrew); a won dispute gives them back. False when the payment is not
+        a purchase of ours (a subscription invoice, say).
+
+        Exactly once whatever is redelivered or reordered: the target is a state read from Stripe
+        under a lock on the order, and the ledger moves only by the difference to what it took."""
+        stripe = self._require_stripe()
+        if intent_id is None:
+            if charge_id is None:
+                raise Refused("refund or dispute without a payment")
+            try:
+                intent_id = stripe_objects.intent_of_charge(await stripe.retrieve_charge(charge_id))
+            except StripeObjectNotFound:
+                raise Refused(f"charge {charge_id} does not exist at Stripe") from None
+            if intent_id is None:
+                return False
+        order = await self._order_of_intent(conn, intent_id)
+        if order is None:
+            return False
+        await self._store.lock_order(conn, order.ref)
+        try:
+            raw = await stripe.retrieve_intent_with_charge(intent_id)
+        except StripeObjectNotFound:
+            raise Refused(f"{intent_id} does not exist at Stripe") from None
+        if stripe_objects.customer_of(raw) != order.customer_id:
+            raise Refused(f"{intent_id} belongs to another customer than its order")
+        assert order.stripe_id is not None
+        purchase = await self.retrieve_payment(order.action, order.stripe_id)
+        if order.action is OrderAction.CHECKOUT and purchase.payment_intent_id != intent_id:
+            raise Refused(f"{intent_id} is not the payment of {order.stripe_id}")
+        # The payment itself may not be reported yet (events arrive in any order): settle it.
+        await self.settle(conn, order, purchase)
+        if purchase.status is not PaymentStatus.SUCCEEDED:
+            return True
+        money = stripe_objects.money_back(raw, await stripe.list_disputes(intent_id))
+        target = clawback_credits(order.credits, money)
+        before = await self._store.payment_of(conn, order.stripe_id)
+        earlier = before.clawed_credits if before else 0
+        description = (
+            "Dispute won: credits given back"
+            if target < earlier
+            else f"Credits of a {'disputed' if money.disputed_cents else 'refunded'} payment"
+        )
+        clawed = await self._ledger.clawback(
+            order.user_id, grant_key(purchase), target, intent_id, description
+        )
+        await self._store.record_money_back(
+            conn,
+            order.stripe_id,
+            refunded_cents=money.refunded_cents,
+            dispute_status=money.dispute_status,
+            clawed_credits=clawed,
+        )
+        log.info(
+            "payment reversal",
+            extra={
+                "user_id": order.user_id,
+                "stripe_id": order.stripe_id,
+                "refunded_cents": money.refunded_cents,
+                "disputed_cents": money.disputed_cents,
+                "clawed_credits": clawed,
+            },
+        )
+        return True
+
+    async def _order_of_intent(self, conn: AsyncConnection, intent_id: str) -> Order | None:
+        """The credit purchase a PaymentIntent paid: its own order, or the Checkout Session order
+        named in its metadata (which only we set; read back from Stripe's API, and checked against
+        the session by the caller)."""
+        order = await self._store.credit_order_of(conn, intent_id)
+        if order is not None:
+            return order
+        stripe = self._require_stripe()
+        try:
+            intent = stripe_objects.intent_payment(await stripe.retrieve_intent(intent_id))
+        except StripeObjectNotFound:
+            raise Refused(f"{intent_id} does not exist at Stripe") from None
+        if intent.order_ref is None:
+            return None
+        order = await self._store.order_by_ref(conn, intent.order_ref)
+        if (
+            order is None
+            or order.kind is not OrderKind.CREDITS
+            or order.action is not OrderAction.CHECKOUT
+            or order.stripe_id is None
+        ):
+            return None
+        return order
 
     async def retrieve_payment(self, action: OrderAction, stripe_id: str) -> StripePayment:
         stripe = self._require_stripe()
@@ -206,10 +329,10 @@ class Fulfilment:
         The user's customer row is locked first, so syncs of one user run one after another and
         each reads Stripe after the previous one committed: events arriving late or out of order
         cannot put back an older state, and two syncs never both keep a different subscription."""
-        user = await store.user_of_customer(conn, customer_id) if customer_id else None
+        user = await self._store.user_of_customer(conn, customer_id) if customer_id else None
         if user is None:
             raise Refused(f"customer {customer_id} is not one of ours")
-        placement = await store.lock_placement(conn, user)
+        placement = await self._store.lock_placement(conn, user)
         assert placement is not None
         stripe = self._require_stripe()
         named = None
@@ -221,16 +344,16 @@ class Fulfilment:
             named = self._subscription(raw)
             if named.customer_id != placement.customer_id:
                 raise Refused(f"subscription {subscription_id} belongs to another customer")
-            await store.save_subscription(conn, user, named)
+            await self._store.save_subscription(conn, user, named)
         listed = [
             self._subscription(raw)
             for raw in await stripe.list_subscriptions(placement.customer_id)
         ]
-        plans = await store.list_plans(conn)
+        plans = await self._store.list_plans(conn)
         kept, duplicates = keep_one(listed, plans, placement.subscription_id)
         for sub in listed:
             if sub not in duplicates:
-                await store.save_subscription(conn, user, sub)
+                await self._store.save_subscription(conn, user, sub)
         for duplicate in duplicates:
             await self._undo_duplicate(conn, user, duplicate)
         desired = placement_for(kept, plans)
@@ -258,7 +381,7 @@ class Fulfilment:
         user, subscription = await self.sync_subscription(
             conn, claimed.customer_id, claimed.subscription_id
         )
-        await store.save_payment(
+        await self._store.save_payment(
             conn,
             user_id=user,
             stripe_id=fresh.id,
@@ -283,7 +406,7 @@ class Fulfilment:
             )
         except StripeRefusedRequest:
             sub = dataclasses.replace(sub, status="canceled")  # cancelled meanwhile
-        await store.save_subscription(conn, user_id, sub)
+        await self._store.save_subscription(conn, user_id, sub)
         refunded = None
         if sub.latest_invoice_id is not None:
             invoice = stripe_objects.invoice(await stripe.retrieve_invoice(sub.latest_invoice_id))
@@ -294,7 +417,7 @@ class Fulfilment:
                     key=f"duplicate-refund:{invoice.id}",
                 )
                 async with self._db.autocommit() as own:
-                    await store.save_payment(
+                    await self._store.save_payment(
                         own,
                         user_id=user_id,
                         stripe_id=invoice.id,
@@ -326,7 +449,7 @@ class Fulfilment:
             desired.period_end,
             paid=desired.paid,
         )
-        await store.record_placement(conn, user_id, desired, sequence)
+        await self._store.record_placement(conn, user_id, desired, sequence)
         log.info(
             "plan placed",
             extra={

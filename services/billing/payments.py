@@ -43,6 +43,7 @@ from services.billing.domain import (
 )
 from services.billing.fulfilment import NOT_CONFIGURED, Fulfilment, Ledger
 from services.billing.locks import KeyedLocks
+from services.billing.statements import BillingStore
 from services.billing.stripe_api import CardDeclined, StripeApi
 from services.billing.stripe_objects import OpenCheckout
 from services.kit.auth import Identity
@@ -95,8 +96,10 @@ class Billing:
         fulfilment: Fulfilment,
         stripe: StripeApi | None,
         config: BillingConfig,
+        records: BillingStore = store,
     ) -> None:
         self._db = db
+        self._store = records
         self._ledger = ledger
         self._fulfilment = fulfilment
         self._stripe = stripe
@@ -107,11 +110,11 @@ class Billing:
 
     async def catalog(self) -> tuple[list[Plan], list[CreditPack]]:
         async with self._db.autocommit() as conn:
-            return await store.list_plans(conn), await store.list_packs(conn)
+            return await self._store.list_plans(conn), await self._store.list_packs(conn)
 
     async def plan(self, plan_id: str) -> Plan:
         async with self._db.autocommit() as conn:
-            plan = await store.get_plan(conn, plan_id.lower())
+            plan = await self._store.get_plan(conn, plan_id.lower())
         if plan is None:
             raise NotFound(f"Unknown plan: {plan_id}")
         return plan
@@ -128,7 +131,7 @@ class Billing:
         client_key: str | None,
     ) -> PurchaseStarted:
         async with self._db.autocommit() as conn:
-            packs = await store.list_packs(conn)
+            packs = await self._store.list_packs(conn)
         pack = choose_pack(packs, pack_id, credits)
         if payment_method_id:
             validate_payment_method(payment_method_id)
@@ -212,7 +215,7 @@ class Billing:
 
     async def _start_order(self, order: Order) -> Order:
         async with self._db.autocommit() as conn:
-            recorded = await store.start_order(conn, order)
+            recorded = await self._store.start_order(conn, order)
         if recorded.ref != order.ref and not recorded.same_request(order):
             raise InvalidInput(KEY_REUSED)
         return recorded
@@ -230,7 +233,7 @@ class Billing:
         self, identity: Identity, plan_name: str, client_key: str | None
     ) -> PlanChangeStarted:
         async with self._db.autocommit() as conn:
-            plans = await store.list_plans(conn)
+            plans = await self._store.list_plans(conn)
         target = choose_plan(plans, plan_name)
         client_key = validate_client_key(client_key)
         stripe = self._require_stripe()
@@ -239,7 +242,7 @@ class Billing:
         request_key = stripe_request_key("plan", user, client_key)
         async with self._plan_lock(user):
             async with self._db.autocommit() as conn:
-                earlier = await store.order_by_request_key(conn, request_key)
+                earlier = await self._store.order_by_request_key(conn, request_key)
             if earlier is not None:
                 if earlier.kind is not OrderKind.PLAN or earlier.plan_id != target.id:
                     raise InvalidInput(KEY_REUSED)
@@ -254,7 +257,7 @@ class Billing:
         """One plan change of a user at a time, in this process and across replicas (the database
         lock is held, on its own connection, until the change is done)."""
         async with self._plan_locks.hold(user_id), self._db.transaction() as conn:
-            await store.lock_plan_changes(conn, user_id)
+            await self._store.lock_plan_changes(conn, user_id)
             yield
 
     async def _change_plan(
@@ -353,7 +356,7 @@ class Billing:
         ):
             return False
         async with self._db.autocommit() as conn:
-            order = await store.order_by_ref(conn, session.order_ref)
+            order = await self._store.order_by_ref(conn, session.order_ref)
         return (
             order is not None
             and order.kind is OrderKind.PLAN
@@ -405,7 +408,7 @@ class Billing:
 
     async def _bind(self, order: Order, stripe_id: str, action: OrderAction | None = None) -> None:
         async with self._db.autocommit() as conn:
-            await store.bind_order(conn, order.ref, stripe_id, action or order.action)
+            await self._store.bind_order(conn, order.ref, stripe_id, action or order.action)
 
     # --- history ---
 
@@ -414,7 +417,7 @@ class Billing:
     ) -> Sequence[Payment]:
         """Up to `limit` of the user's payments before `before_id`, newest first."""
         async with self._db.autocommit() as conn:
-            return await store.list_payments(conn, user_id, limit=limit, before_id=before_id)
+            return await self._store.list_payments(conn, user_id, limit=limit, before_id=before_id)
 
     # --- helpers ---
 
@@ -430,21 +433,21 @@ class Billing:
         """The user's Stripe customer, created once: the creation's Idempotency-Key is the user's,
         so concurrent first purchases get the same customer from Stripe, recorded once."""
         async with self._db.autocommit() as conn:
-            existing = await store.customer_id(conn, identity.user_id)
+            existing = await self._store.customer_id(conn, identity.user_id)
         if existing is not None:
             return existing
         created = await stripe.create_customer(
             user_id=identity.user_id, email=identity.email, key=customer_key(identity.user_id)
         )
         async with self._db.autocommit() as conn:
-            return await store.add_customer(conn, identity.user_id, created)
+            return await self._store.add_customer(conn, identity.user_id, created)
 
     async def _live_subscription(self, stripe: StripeApi, user_id: str) -> Subscription | None:
         """The user's live subscription as Stripe has it now (not as the webhooks told us so far:
         a subscription whose events are still on their way must not lead to a second one)."""
         async with self._db.autocommit() as conn:
-            customer = await store.customer_id(conn, user_id)
-            plans = await store.list_plans(conn)
+            customer = await self._store.customer_id(conn, user_id)
+            plans = await self._store.list_plans(conn)
         if customer is None:
             return None
         listed = [self._subscription(raw) for raw in await stripe.list_subscriptions(customer)]

@@ -30,7 +30,8 @@ PLAN_COLUMNS = (
     "id, name, price_cents, currency, billing_interval, monthly_credits, is_unlimited, features"
 )
 PAYMENT_COLUMNS = (
-    "id, user_id, stripe_id, kind, status, amount_cents, currency, credits, plan_id, created_at"
+    "id, user_id, stripe_id, kind, status, amount_cents, currency, credits, plan_id, created_at, "
+    "refunded_cents, dispute_status, clawed_credits"
 )
 ORDER_COLUMNS = (
     "ref, request_key, user_id, customer_id, kind, action, pack_id, plan_id, credits, "
@@ -65,6 +66,9 @@ def _payment(row: Row[Any]) -> Payment:
         credits=m["credits"],
         plan_id=m["plan_id"],
         created_at=m["created_at"],
+        refunded_cents=m["refunded_cents"],
+        dispute_status=m["dispute_status"],
+        clawed_credits=m["clawed_credits"],
     )
 
 
@@ -365,6 +369,47 @@ async def save_payment(
             "grant": grant_key,
             "order": [status.value for status in STATUS_ORDER],
         },
+    )
+
+
+async def payment_of(conn: AsyncConnection, stripe_id: str) -> Payment | None:
+    row = (
+        await conn.execute(
+            text(f"SELECT {PAYMENT_COLUMNS} FROM billing.payments WHERE stripe_id = :sid"),
+            {"sid": stripe_id},
+        )
+    ).first()
+    return _payment(row) if row else None
+
+
+async def record_money_back(
+    conn: AsyncConnection,
+    stripe_id: str,
+    *,
+    refunded_cents: int,
+    dispute_status: str | None,
+    clawed_credits: int,
+) -> None:
+    """What Stripe returned of a purchase, as last read from Stripe (a state, not a delta)."""
+    await conn.execute(
+        text(
+            "UPDATE billing.payments SET refunded_cents = :refunded, dispute_status = :dispute, "
+            "clawed_credits = :clawed, updated_at = now() WHERE stripe_id = :sid"
+        ),
+        {
+            "sid": stripe_id,
+            "refunded": refunded_cents,
+            "dispute": dispute_status,
+            "clawed": clawed_credits,
+        },
+    )
+
+
+async def lock_order(conn: AsyncConnection, ref: str) -> None:
+    """Reports about one payment (refunds, disputes) run one after the other: each reads Stripe
+    after the previous one committed, so an older reading never replaces a newer one."""
+    await conn.execute(
+        text("SELECT ref FROM billing.orders WHERE ref = :ref FOR UPDATE"), {"ref": ref}
     )
 
 

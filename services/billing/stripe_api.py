@@ -15,8 +15,10 @@ from typing import Any
 import stripe
 from stripe.params import (
     CustomerCreateParams,
+    DisputeListParams,
     InvoiceRetrieveParams,
     PaymentIntentCreateParams,
+    PaymentIntentRetrieveParams,
     RefundCreateParams,
     SubscriptionListParams,
     SubscriptionRetrieveParams,
@@ -208,6 +210,18 @@ class StripeApi:
 
     async def retrieve_intent(self, intent_id: str) -> dict[str, Any]:
         return await _call(self._client.v1.payment_intents.retrieve_async(intent_id))
+
+    async def retrieve_intent_with_charge(self, intent_id: str) -> dict[str, Any]:
+        """The PaymentIntent with its latest Charge expanded (what was refunded of it)."""
+        params: PaymentIntentRetrieveParams = {"expand": ["latest_charge"]}
+        return await _call(self._client.v1.payment_intents.retrieve_async(intent_id, params))
+
+    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        return await _call(self._client.v1.charges.retrieve_async(charge_id))
+
+    async def list_disputes(self, intent_id: str) -> list[dict[str, Any]]:
+        params: DisputeListParams = {"payment_intent": intent_id, "limit": 100}
+        return _data(await _call(self._client.v1.disputes.list_async(params)))
 
     async def list_open_checkouts(self, customer_id: str) -> list[dict[str, Any]]:
         """The customer's open Checkout Sessions (any mode), newest first."""

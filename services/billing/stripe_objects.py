@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.billing.domain import (
+    WITHDRAWN_DISPUTES,
     Invoice,
+    MoneyBack,
     OrderAction,
     PaymentStatus,
     Refused,
@@ -187,6 +189,7 @@ def checkout_payment(session: Mapping[str, Any]) -> StripePayment:
         stripe_status=status,
         order_ref=_order_ref(meta),
         url=_text(session.get("url")) if status == "open" else "",
+        payment_intent_id=_id(session.get("payment_intent"), "payment intent"),
     )
 
 
@@ -344,3 +347,38 @@ def open_checkout(session: Mapping[str, Any]) -> OpenCheckout | None:
         url=_text(session.get("url")),
         expires_at=_time(session.get("expires_at")),
     )
+
+
+# --- money taken back: refunds and disputes ---
+
+
+def reversal_subject(obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(PaymentIntent, Charge) a charge, refund or dispute object names (either may be absent)."""
+    if obj.get("object") == "charge":
+        return _id(obj.get("payment_intent"), "payment intent"), _required_id(obj, "charge")
+    return _id(obj.get("payment_intent"), "payment intent"), _id(obj.get("charge"), "charge")
+
+
+def intent_of_charge(charge: Mapping[str, Any]) -> str | None:
+    return _id(charge.get("payment_intent"), "payment intent")
+
+
+def money_back(intent: Mapping[str, Any], disputes: list[dict[str, Any]]) -> MoneyBack:
+    """What Stripe returned of a PaymentIntent (read with its latest charge expanded) and its
+    disputes."""
+    amount = _amount(intent.get("amount_received"), "amount received") or 0
+    charge = intent.get("latest_charge")
+    refunded = 0
+    if isinstance(charge, Mapping):
+        refunded = _amount(charge.get("amount_refunded"), "amount refunded") or 0
+    withdrawn = 0
+    latest: tuple[int, str] | None = None
+    for dispute in disputes:
+        status = _status(dispute.get("status"), "dispute") or ""
+        if status in WITHDRAWN_DISPUTES:
+            withdrawn += _amount(dispute.get("amount"), "dispute amount") or 0
+        created = dispute.get("created")
+        order = created if isinstance(created, int) and not isinstance(created, bool) else 0
+        if latest is None or order >= latest[0]:
+            latest = (order, status)
+    return MoneyBack(amount, refunded, withdrawn, latest[1] if latest else None)

@@ -21,6 +21,7 @@ from services.billing.config import BillingConfig
 from services.billing.domain import OrderAction, Refused
 from services.billing.fulfilment import NOT_CONFIGURED, Fulfilment
 from services.billing.metrics import WEBHOOK_EVENTS
+from services.billing.statements import BillingStore
 from services.billing.stripe_api import verify_event
 from services.billing.stripe_objects import Event
 from services.kit.db import Database
@@ -39,8 +40,15 @@ Handler = Callable[[AsyncConnection, Event], Awaitable[Outcome]]
 
 
 class Webhooks:
-    def __init__(self, db: Database, fulfilment: Fulfilment, config: BillingConfig) -> None:
+    def __init__(
+        self,
+        db: Database,
+        fulfilment: Fulfilment,
+        config: BillingConfig,
+        records: BillingStore = store,
+    ) -> None:
         self._db = db
+        self._store = records
         self._fulfilment = fulfilment
         self._config = config
         self._handlers: dict[str, Handler] = {
@@ -60,6 +68,14 @@ class Webhooks:
             "invoice.paid": self._invoice_paid,
             "invoice.payment_succeeded": self._invoice_paid,
             "invoice.payment_failed": self._invoice_failed,
+            # Money going back: each is a trigger to read the payment's refunds and disputes.
+            "charge.refunded": self._reversal,
+            "charge.refund.updated": self._reversal,
+            "charge.dispute.created": self._reversal,
+            "charge.dispute.updated": self._reversal,
+            "charge.dispute.closed": self._reversal,
+            "charge.dispute.funds_withdrawn": self._reversal,
+            "charge.dispute.funds_reinstated": self._reversal,
         }
 
     async def handle(self, payload: bytes, signature: str | None) -> bool:
@@ -77,13 +93,13 @@ class Webhooks:
         handler = self._handlers.get(event.type)
         try:
             async with self._db.transaction() as conn:
-                if not await store.record_event(conn, event.id, event.type, event.created):
+                if not await self._store.record_event(conn, event.id, event.type, event.created):
                     log.info("stripe event already processed", extra=context)
                     WEBHOOK_EVENTS.labels(event.type, "duplicate").inc()
                     return False
                 outcome = await self._run(conn, handler, event) if handler else Outcome.IGNORED
                 if outcome is not Outcome.PROCESSED:
-                    await store.record_outcome(conn, event.id, outcome.value)
+                    await self._store.record_outcome(conn, event.id, outcome.value)
         except Exception:
             WEBHOOK_EVENTS.labels(event.type, "error").inc()
             raise
@@ -133,6 +149,12 @@ class Webhooks:
         assert intent.action is OrderAction.INTENT
         await self._fulfilment.confirm_purchase(conn, intent)
         return Outcome.PROCESSED
+
+    async def _reversal(self, conn: AsyncConnection, event: Event) -> Outcome:
+        intent_id, charge_id = stripe_objects.reversal_subject(event.object)
+        if await self._fulfilment.reverse(conn, intent_id, charge_id):
+            return Outcome.PROCESSED
+        return Outcome.IGNORED
 
     async def _subscription(self, conn: AsyncConnection, event: Event) -> Outcome:
         subscription = stripe_objects.subscription(event.object, self._config.price_plans)

@@ -2,52 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import grpc
 
-from services.credit import metrics, store
+from services.credit import metrics
 from services.credit.domain import (
+    DEFAULT_PRIORITY,
     Account,
-    Bucket,
+    Category,
     Entry,
     EntryKind,
+    Grant,
     PlanTerms,
     Posting,
     days_until,
+    parse_category,
     validate_amount,
     validate_key,
+    validate_priority,
 )
+from services.credit.ledger import Ledger
+from services.kit.access import Access
 from services.kit.auth import current_identity
+from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.errors import DomainError, InvalidInput, NotFound
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import from_timestamp, to_timestamp
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
-from services.kit.spec import database_service
+from services.kit.spec import Registration, database_service
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
+# Support staff's API (services.credit.admin): a session with the admin role, never a user's.
+ACCESS = {
+    "CreditAdminService/GrantCredits": Access.ADMIN,
+    "CreditAdminService/VoidGrant": Access.ADMIN,
+    "CreditAdminService/ShowAccount": Access.ADMIN,
+}
 RESET_BATCH_DEFAULT = 10_000
 RESET_BATCH_MAX = 50_000
 
-_KINDS = {
-    EntryKind.GRANT: credit_pb2.ENTRY_KIND_GRANT,
-    EntryKind.CHARGE: credit_pb2.ENTRY_KIND_CHARGE,
-    EntryKind.REFUND: credit_pb2.ENTRY_KIND_REFUND,
-    EntryKind.EXPIRY: credit_pb2.ENTRY_KIND_EXPIRY,
+# A transaction's `type` on the wire, in the seed backend's words (grants are told apart below).
+_TYPES = {
+    EntryKind.CHARGE: "credit_use",
+    EntryKind.REFUND: "refund",
+    EntryKind.EXPIRY: "expiry",
+    EntryKind.VOID: "void",
+    EntryKind.CLAWBACK: "clawback",
+    EntryKind.REINSTATE: "reinstatement",
 }
+# Idempotency keys of the monthly reset's entries start with this (store.reset_due writes them).
+_RESET_KEY_PREFIX = "reset:"
 _BUCKETS = {
-    credit_pb2.BUCKET_ALLOWANCE: Bucket.ALLOWANCE,
-    credit_pb2.BUCKET_PURCHASED: Bucket.PURCHASED,
+    credit_pb2.BUCKET_ALLOWANCE: Category.ALLOWANCE,
+    credit_pb2.BUCKET_PURCHASED: Category.PURCHASED,
 }
+
+
+def entry_type(entry: Entry) -> str:
+    """Purchased credits, the monthly renewal and other allowance grants (sign-up, plan change,
+    new paid period) are all grants in the ledger; the seed named them apart."""
+    if entry.kind is not EntryKind.GRANT:
+        return _TYPES[entry.kind]
+    # A purchase that only settled a debt still names its (purchased) grant.
+    if entry.purchased_delta > 0 or any(g.category is Category.PURCHASED for g in entry.grants):
+        return "credit_purchase"
+    if entry.idempotency_key.startswith(_RESET_KEY_PREFIX):
+        return "monthly_reset"
+    return "credit_add"
 
 
 def entry_to_proto(entry: Entry) -> credit_pb2.LedgerEntry:
     return credit_pb2.LedgerEntry(
         id=str(entry.id),
-        kind=_KINDS[entry.kind],
+        type=entry_type(entry),
         amount=entry.amount,
         allowance_delta=entry.allowance_delta,
         purchased_delta=entry.purchased_delta,
@@ -56,12 +88,46 @@ def entry_to_proto(entry: Entry) -> credit_pb2.LedgerEntry:
         created_at=to_timestamp(entry.created_at),
         balance_after=entry.balance_after,
         usage=entry.usage,
-        idempotency_key=entry.idempotency_key,
+        grants=[
+            credit_pb2.GrantChange(
+                grant_id=str(g.grant_id), category=g.category.value, amount=g.delta
+            )
+            for g in entry.grants
+        ],
+        owed_delta=entry.owed_delta,
     )
 
 
-def credits_to_proto(account: Account) -> credit_pb2.Credits:
+def grant_to_proto(
+    grant: Grant, account: Account, *, audit: bool = False
+) -> credit_pb2.CreditGrant:
+    """A grant; the allowance shows the next reset as its expiry (the reset closes it)."""
+    message = credit_pb2.CreditGrant(
+        id=str(grant.id),
+        category=grant.category.value,
+        amount=grant.amount,
+        remaining=grant.remaining,
+        priority=grant.priority,
+        effective_at=to_timestamp(grant.effective_at),
+    )
+    expires = grant.expires_at
+    if expires is None and grant.category is Category.ALLOWANCE and grant.is_open:
+        expires = account.credit_reset_at
+    if expires is not None:
+        message.expires_at.CopyFrom(to_timestamp(expires))
+    if audit:
+        if grant.closed_at is not None:
+            message.closed_at.CopyFrom(to_timestamp(grant.closed_at))
+        message.closed_reason = grant.closed_reason.value if grant.closed_reason else ""
+        message.clawed = grant.clawed
+    return message
+
+
+def credits_to_proto(account: Account, grants: Sequence[Grant] = ()) -> credit_pb2.Credits:
     return credit_pb2.Credits(
+        grants=[grant_to_proto(g, account) for g in grants],
+        bonus_credits=account.bonus_balance,
+        owed_credits=account.owed,
         user_id=account.user_id,
         current_credits=account.current_credits,
         allowance_credits=account.allowance_balance,
@@ -93,12 +159,11 @@ def _posting(response: type[PostingResponse], posting: Posting) -> PostingRespon
 
 
 class CreditApi(credit_pb2_grpc.CreditServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
 
     async def _account(self) -> Account:
-        async with self._db.autocommit() as conn:
-            account = await store.get_account(conn, current_identity().user_id)
+        account = await self._ledger.account(current_identity().user_id)
         if account is None:
             raise NotFound("Credit account not found; initialize the user first")
         return account
@@ -106,8 +171,11 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
     async def GetCredits(
         self, request: credit_pb2.GetCreditsRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.GetCreditsResponse:
+        view = await self._ledger.credits(current_identity().user_id)
+        if view is None:
+            raise NotFound("Credit account not found; initialize the user first")
         return credit_pb2.GetCreditsResponse(
-            success=True, credits=credits_to_proto(await self._account())
+            success=True, credits=credits_to_proto(view.account, view.grants)
         )
 
     async def ListTransactions(
@@ -115,10 +183,9 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
     ) -> credit_pb2.ListTransactionsResponse:
         limit = page_limit(request.limit)
         before = decode_cursor(request.cursor)
-        async with self._db.autocommit() as conn:
-            entries = await store.list_entries(
-                conn, current_identity().user_id, limit=limit + 1, before_id=before
-            )
+        entries = await self._ledger.transactions(
+            current_identity().user_id, limit=limit + 1, before_id=before
+        )
         page, cursor = page_and_cursor(entries, limit, lambda e: e.id)
         return credit_pb2.ListTransactionsResponse(
             success=True,
@@ -139,8 +206,8 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
 
 
 class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
 
     async def Charge(
         self, request: credit_pb2.ChargeRequest, context: grpc.aio.ServicerContext
@@ -148,20 +215,18 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         _require_user(request.user_id)
         validate_amount(request.amount)
         validate_key(request.idempotency_key)
-        async with self._db.autocommit() as conn:
-            try:
-                posting = await store.charge(
-                    conn,
-                    user_id=request.user_id,
-                    amount=request.amount,
-                    key=request.idempotency_key,
-                    reference=request.reference,
-                    description=request.description,
-                    feature=request.feature,
-                )
-            except DomainError as refusal:
-                metrics.REFUSED_CHARGES.labels(refusal.kind.value).inc()
-                raise
+        try:
+            posting = await self._ledger.charge(
+                user_id=request.user_id,
+                amount=request.amount,
+                key=request.idempotency_key,
+                reference=request.reference,
+                description=request.description,
+                feature=request.feature,
+            )
+        except DomainError as refusal:
+            metrics.REFUSED_CHARGES.labels(refusal.kind.value).inc()
+            raise
         return _posting(credit_pb2.ChargeResponse, posting)
 
     async def Refund(
@@ -171,15 +236,13 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         validate_amount(request.amount, allow_zero=True)
         validate_key(request.idempotency_key)
         validate_key(request.charge_idempotency_key)
-        async with self._db.transaction() as conn:
-            posting = await store.refund(
-                conn,
-                user_id=request.user_id,
-                charge_key=request.charge_idempotency_key,
-                amount=request.amount,
-                key=request.idempotency_key,
-                description=request.description,
-            )
+        posting = await self._ledger.refund(
+            user_id=request.user_id,
+            charge_key=request.charge_idempotency_key,
+            amount=request.amount,
+            key=request.idempotency_key,
+            description=request.description,
+        )
         return _posting(credit_pb2.RefundResponse, posting)
 
     async def Grant(
@@ -188,19 +251,27 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         _require_user(request.user_id)
         validate_amount(request.amount)
         validate_key(request.idempotency_key)
-        bucket = _BUCKETS.get(request.bucket)
-        if bucket is None:
-            raise InvalidInput("bucket must be BUCKET_ALLOWANCE or BUCKET_PURCHASED")
-        async with self._db.autocommit() as conn:
-            posting = await store.grant(
-                conn,
-                user_id=request.user_id,
-                amount=request.amount,
-                bucket=bucket,
-                key=request.idempotency_key,
-                reference=request.reference,
-                description=request.description,
-            )
+        if request.category:
+            category = parse_category(request.category)
+        elif request.bucket in _BUCKETS:
+            category = _BUCKETS[request.bucket]
+        else:
+            raise InvalidInput("category (or bucket) is required")
+        priority = request.priority if request.HasField("priority") else DEFAULT_PRIORITY[category]
+        validate_priority(priority)
+        expires_at = from_timestamp(request.expires_at) if request.HasField("expires_at") else None
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise InvalidInput("expiresAt must be in the future")
+        posting = await self._ledger.grant(
+            user_id=request.user_id,
+            amount=request.amount,
+            category=category,
+            key=request.idempotency_key,
+            reference=request.reference,
+            description=request.description,
+            expires_at=expires_at,
+            priority=priority,
+        )
         return _posting(credit_pb2.GrantResponse, posting)
 
     async def SetPlan(
@@ -219,16 +290,14 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         period_end = from_timestamp(request.period_end) if request.HasField("period_end") else None
         if period_end is not None and period_end <= now:
             raise InvalidInput("periodEnd must be in the future")
-        async with self._db.transaction() as conn:
-            account, applied = await store.set_plan(
-                conn,
-                user_id=request.user_id,
-                terms=terms,
-                key=request.idempotency_key,
-                start_new_period=request.start_new_period,
-                period_end=period_end,
-                now=now,
-            )
+        account, applied = await self._ledger.set_plan(
+            user_id=request.user_id,
+            terms=terms,
+            key=request.idempotency_key,
+            start_new_period=request.start_new_period,
+            period_end=period_end,
+            now=now,
+        )
         return credit_pb2.SetPlanResponse(credits=credits_to_proto(account), applied=applied)
 
     async def ResetDue(
@@ -236,15 +305,22 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     ) -> credit_pb2.ResetDueResponse:
         batch = page_limit(request.batch_size, default=RESET_BATCH_DEFAULT, maximum=RESET_BATCH_MAX)
         as_of = from_timestamp(request.as_of) if request.HasField("as_of") else datetime.now(UTC)
-        async with self._db.transaction() as conn:
-            count, more = await store.reset_due(conn, as_of=as_of, batch_size=batch)
+        count, more = await self._ledger.reset_due(as_of=as_of, batch_size=batch)
         return credit_pb2.ResetDueResponse(accounts_reset=count, more=more)
+
+    async def ExpireDue(
+        self, request: credit_pb2.ExpireDueRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.ExpireDueResponse:
+        batch = page_limit(request.batch_size, default=RESET_BATCH_DEFAULT, maximum=RESET_BATCH_MAX)
+        as_of = from_timestamp(request.as_of) if request.HasField("as_of") else datetime.now(UTC)
+        grants, accounts, more = await self._ledger.expire_due(as_of=as_of, batch_size=batch)
+        return credit_pb2.ExpireDueResponse(grants_expired=grants, accounts=accounts, more=more)
 
     async def VerifyLedger(
         self, request: credit_pb2.VerifyLedgerRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.VerifyLedgerResponse:
-        async with self._db.transaction() as conn:
-            checked, differences = await store.verify(conn)
+        checked, differences = await self._ledger.verify()
+        metrics.record_verification(len(differences))
         return credit_pb2.VerifyLedgerResponse(
             accounts_checked=checked,
             differences=[
@@ -259,11 +335,76 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         self, request: credit_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.GetAccountResponse:
         _require_user(request.user_id)
-        async with self._db.autocommit() as conn:
-            account = await store.get_account(conn, request.user_id)
-        if account is None:
+        view = await self._ledger.credits(request.user_id)
+        if view is None:
             raise NotFound("Credit account not found")
-        return credit_pb2.GetAccountResponse(credits=credits_to_proto(account))
+        return credit_pb2.GetAccountResponse(credits=credits_to_proto(view.account, view.grants))
+
+    async def Clawback(
+        self, request: credit_pb2.ClawbackRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.ClawbackResponse:
+        _require_user(request.user_id)
+        validate_key(request.grant_key)
+        validate_amount(request.clawed_credits, allow_zero=True)
+        done = await self._ledger.clawback(
+            user_id=request.user_id,
+            grant_key=request.grant_key,
+            target=request.clawed_credits,
+            reference=request.reference,
+            description=request.description,
+        )
+        reply = credit_pb2.ClawbackResponse(
+            applied=done.applied,
+            clawed_credits=done.clawed,
+            owed_credits=done.owed,
+            remaining_credits=done.remaining_credits,
+        )
+        if done.entry is not None:
+            reply.entry.CopyFrom(entry_to_proto(done.entry))
+        return reply
+
+    async def Quote(
+        self, request: credit_pb2.QuoteRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.QuoteResponse:
+        _require_user(request.user_id)
+        validate_amount(request.amount)
+        account, answer = await self._ledger.quote(
+            user_id=request.user_id, amount=request.amount, feature=request.feature
+        )
+        return credit_pb2.QuoteResponse(
+            allowed=answer.allowed,
+            reason=answer.reason,
+            message=answer.message,
+            available_credits=answer.available,
+            plan_name=account.terms.plan_name,
+            is_unlimited=account.terms.is_unlimited,
+        )
+
+    # Support operations for `studiox credits`: the CLI names its actor.
+
+    async def AdminGrantCredits(
+        self, request: credit_pb2.AdminGrantCreditsRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.AdminGrantCreditsResponse:
+        from services.credit import admin  # admin builds on this module's converters
+
+        reply = await admin.grant_credits(self._ledger, request.request, request.actor)
+        return credit_pb2.AdminGrantCreditsResponse(response=reply)
+
+    async def AdminVoidGrant(
+        self, request: credit_pb2.AdminVoidGrantRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.AdminVoidGrantResponse:
+        from services.credit import admin  # admin builds on this module's converters
+
+        voided = await admin.void_grant(self._ledger, request.request, request.actor)
+        return credit_pb2.AdminVoidGrantResponse(response=voided)
+
+    async def AdminShowAccount(
+        self, request: credit_pb2.AdminShowAccountRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.AdminShowAccountResponse:
+        from services.credit import admin  # admin builds on this module's converters
+
+        shown = await admin.show_account(self._ledger, request.request)
+        return credit_pb2.AdminShowAccountResponse(response=shown)
 
 
 def _require_user(user_id: str) -> None:
@@ -271,21 +412,29 @@ def _require_user(user_id: str) -> None:
         raise InvalidInput("userId is required")
 
 
-def build_spec(settings: Settings) -> ServiceSpec:
+def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
+    from services.credit import admin
+
+    ledger = Ledger(db)
     services = credit_pb2.DESCRIPTOR.services_by_name
-    return database_service(
-        "credit",
-        settings,
-        lambda db, channels: [
-            (
-                credit_pb2_grpc.add_CreditServiceServicer_to_server,
-                CreditApi(db),
-                services["CreditService"].full_name,
-            ),
-            (
-                credit_pb2_grpc.add_CreditInternalServiceServicer_to_server,
-                CreditInternalApi(db),
-                services["CreditInternalService"].full_name,
-            ),
-        ],
-    )
+    return [
+        (
+            credit_pb2_grpc.add_CreditServiceServicer_to_server,
+            CreditApi(ledger),
+            services["CreditService"].full_name,
+        ),
+        (
+            credit_pb2_grpc.add_CreditInternalServiceServicer_to_server,
+            CreditInternalApi(ledger),
+            services["CreditInternalService"].full_name,
+        ),
+        (
+            credit_pb2_grpc.add_CreditAdminServiceServicer_to_server,
+            admin.CreditAdminApi(ledger),
+            services["CreditAdminService"].full_name,
+        ),
+    ]
+
+
+def build_spec(settings: Settings) -> ServiceSpec:
+    return database_service("credit", settings, _servicers, access=ACCESS)

@@ -1,13 +1,16 @@
-"""Credit tables and queries (schema `credit`).
+"""Credit tables and statements (schema `credit`): accounts, grants, entries and their postings.
 
-Concurrency: a charge decides and records in one statement that locks the account row; a refund
-locks the account row before reading what is left of the charge; grants add relatively. The unique
-(user_id, idempotency_key) constraint is the last word on retries: a lost race ends in a unique
-violation that rolls the whole statement back, and the first result is returned instead.
+Concurrency: every writer of an account's grants holds the account row lock first (a charge locks
+it in its one statement; other operations lock it at the start of their transaction; the reset
+and expiry batches take it with SKIP LOCKED). Grant rows are therefore never contended between
+writers, and lock order is always account, then grants. The unique (user_id, idempotency_key)
+constraint is the last word on retries: a lost race ends in a unique violation that rolls the whole
+statement back, and the first result is returned instead.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,30 +21,41 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import (
     Account,
-    Bucket,
+    Category,
+    Change,
+    CloseReason,
     Entry,
     EntryKind,
+    Grant,
+    GrantDelta,
     LedgerDifference,
+    NewGrant,
     PlanTerms,
     Posting,
-    add_months,
-    charge_refusal,
     ensure_same_request,
-    refund_split,
+    refusal,
 )
-from services.kit.errors import InvalidState, NotFound
+from services.kit.errors import Unavailable
 
 ENTRY_COLUMNS = (
-    "id, user_id, kind, idempotency_key, amount, allowance_delta, purchased_delta, usage, "
-    "reference, description, balance_after, created_at"
+    "id, user_id, kind, idempotency_key, amount, allowance_delta, purchased_delta, bonus_delta, "
+    "owed_delta, usage, reference, description, balance_after, created_at, actor, reason"
 )
 ACCOUNT_COLUMNS = (
     "user_id, plan_name, monthly_allowance, is_unlimited, features, allowance_balance, "
-    "purchased_balance, used_this_period, period_started_at, credit_reset_at"
+    "purchased_balance, bonus_balance, owed, used_this_period, period_started_at, credit_reset_at"
 )
+GRANT_COLUMNS = (
+    "id, user_id, category, amount, remaining, priority, effective_at, expires_at, closed_at, "
+    "closed_reason, source_key, reference, clawed, created_at"
+)
+# A refused charge is looked at again with a fresh snapshot; if the credits are there after all
+# (a grant committed while the charge waited for the account lock is invisible to its statement),
+# the charge is tried again.
+CHARGE_ATTEMPTS = 3
 
 
-def _entry(row: Row[Any]) -> Entry:
+def _entry(row: Row[Any], grants: Sequence[GrantDelta] = ()) -> Entry:
     m = row._mapping
     return Entry(
         id=m["id"],
@@ -51,11 +65,16 @@ def _entry(row: Row[Any]) -> Entry:
         amount=m["amount"],
         allowance_delta=m["allowance_delta"],
         purchased_delta=m["purchased_delta"],
+        bonus_delta=m["bonus_delta"],
+        owed_delta=m["owed_delta"],
         usage=m["usage"],
         reference=m["reference"],
         description=m["description"],
         balance_after=m["balance_after"],
         created_at=m["created_at"],
+        actor=m["actor"],
+        reason=m["reason"],
+        grants=tuple(grants),
     )
 
 
@@ -71,10 +90,35 @@ def _account(row: Row[Any]) -> Account:
         ),
         allowance_balance=m["allowance_balance"],
         purchased_balance=m["purchased_balance"],
+        bonus_balance=m["bonus_balance"],
+        owed=m["owed"],
         used_this_period=m["used_this_period"],
         period_started_at=m["period_started_at"],
         credit_reset_at=m["credit_reset_at"],
     )
+
+
+def _grant(row: Row[Any]) -> Grant:
+    m = row._mapping
+    return Grant(
+        id=m["id"],
+        user_id=m["user_id"],
+        category=Category(m["category"]),
+        amount=m["amount"],
+        remaining=m["remaining"],
+        priority=m["priority"],
+        effective_at=m["effective_at"],
+        expires_at=m["expires_at"],
+        closed_at=m["closed_at"],
+        closed_reason=CloseReason(m["closed_reason"]) if m["closed_reason"] else None,
+        source_key=m["source_key"],
+        reference=m["reference"],
+        clawed=m["clawed"],
+        created_at=m["created_at"],
+    )
+
+
+# --- reads ---
 
 
 async def get_account(
@@ -100,42 +144,262 @@ async def find_entry(conn: AsyncConnection, user_id: str, key: str) -> Entry | N
             {"uid": user_id, "key": key},
         )
     ).first()
-    return _entry(row) if row else None
+    if row is None:
+        return None
+    postings = await postings_of(conn, [row.id])
+    return _entry(row, postings.get(row.id, ()))
 
 
+async def postings_of(
+    conn: AsyncConnection, entry_ids: Sequence[int]
+) -> dict[int, list[GrantDelta]]:
+    """Each entry's per-grant changes (none for entries made before grants existed)."""
+    if not entry_ids:
+        return {}
+    rows = await conn.execute(
+        text(
+            """
+            SELECT p.entry_id, p.grant_id, g.category, p.delta
+            FROM credit.postings p JOIN credit.grants g ON g.id = p.grant_id
+            WHERE p.entry_id = ANY (:ids)
+            ORDER BY p.entry_id, p.grant_id
+            """
+        ),
+        {"ids": list(entry_ids)},
+    )
+    found: dict[int, list[GrantDelta]] = defaultdict(list)
+    for entry_id, grant_id, category, delta in rows:
+        found[entry_id].append(GrantDelta(grant_id, Category(category), delta))
+    return found
+
+
+async def open_grants(conn: AsyncConnection, user_id: str) -> list[Grant]:
+    """The account's open grants (the caller holds the account lock when it will change them)."""
+    rows = await conn.execute(
+        text(
+            f"SELECT {GRANT_COLUMNS} FROM credit.grants WHERE user_id = :uid AND closed_at IS NULL "
+            "ORDER BY priority, expires_at NULLS LAST, effective_at, id"
+        ),
+        {"uid": user_id},
+    )
+    return [_grant(r) for r in rows]
+
+
+async def list_grants(
+    conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
+) -> list[Grant]:
+    where = "" if include_closed else " AND closed_at IS NULL"
+    rows = await conn.execute(
+        text(
+            f"SELECT {GRANT_COLUMNS} FROM credit.grants WHERE user_id = :uid{where} "
+            "ORDER BY closed_at IS NOT NULL, priority, expires_at NULLS LAST, effective_at, id "
+            "LIMIT :limit"
+        ),
+        {"uid": user_id, "limit": limit},
+    )
+    return [_grant(r) for r in rows]
+
+
+async def grant_by_key(conn: AsyncConnection, user_id: str, source_key: str) -> Grant | None:
+    row = (
+        await conn.execute(
+            text(
+                f"SELECT {GRANT_COLUMNS} FROM credit.grants "
+                "WHERE user_id = :uid AND source_key = :key"
+            ),
+            {"uid": user_id, "key": source_key},
+        )
+    ).first()
+    return _grant(row) if row else None
+
+
+async def grant_by_id(conn: AsyncConnection, grant_id: int) -> Grant | None:
+    row = (
+        await conn.execute(
+            text(f"SELECT {GRANT_COLUMNS} FROM credit.grants WHERE id = :id"), {"id": grant_id}
+        )
+    ).first()
+    return _grant(row) if row else None
+
+
+async def grants_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]:
+    rows = await conn.execute(
+        text(f"SELECT {GRANT_COLUMNS} FROM credit.grants WHERE id = ANY (:ids)"), {"ids": list(ids)}
+    )
+    return {r.id: _grant(r) for r in rows}
+
+
+async def refunded_of(conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]:
+    """What earlier refunds of a charge gave back, by the category it was taken from: (allowance,
+    purchased, usage). Refunds recorded before grants existed count by their own deltas."""
+    row = (
+        await conn.execute(
+            text(
+                """
+                SELECT
+                    COALESCE(sum(e.allowance_delta) FILTER (WHERE NOT e.shared), 0)
+                        + COALESCE((SELECT sum(back) FROM credit.refund_shares
+                                    WHERE charge_id = :charge AND category = 'allowance'), 0),
+                    COALESCE(sum(e.purchased_delta) FILTER (WHERE NOT e.shared), 0)
+                        + COALESCE((SELECT sum(back) FROM credit.refund_shares
+                                    WHERE charge_id = :charge AND category <> 'allowance'), 0),
+                    COALESCE(-sum(e.usage), 0)
+                FROM (
+                    SELECT r.allowance_delta, r.purchased_delta, r.usage,
+                           EXISTS (SELECT 1 FROM credit.refund_shares s
+                                   WHERE s.refund_id = r.id) AS shared
+                    FROM credit.entries r WHERE r.refund_of = :charge
+                ) e
+                """
+            ),
+            {"charge": charge_id},
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def left_of_charge(conn: AsyncConnection, charge_id: int) -> dict[int, int]:
+    """Per grant, what a charge took minus what its refunds gave back for that grant (to it, or,
+    when it had closed, to the grant that received its share instead)."""
+    rows = await conn.execute(
+        text(
+            """
+            SELECT p.grant_id, -p.delta - COALESCE((
+                SELECT sum(s.back) FROM credit.refund_shares s
+                WHERE s.charge_id = :charge AND s.from_grant = p.grant_id), 0)
+            FROM credit.postings p WHERE p.entry_id = :charge
+            """
+        ),
+        {"charge": charge_id},
+    )
+    return {int(grant_id): int(left) for grant_id, left in rows}
+
+
+async def live_balance(conn: AsyncConnection, user_id: str) -> int:
+    """Credits a charge could spend now (open, in effect, not lapsed)."""
+    value = (
+        await conn.execute(
+            text(
+                "SELECT COALESCE(sum(remaining), 0) FROM credit.grants WHERE user_id = :uid "
+                "AND closed_at IS NULL AND effective_at <= now() "
+                "AND (expires_at IS NULL OR expires_at > now())"
+            ),
+            {"uid": user_id},
+        )
+    ).scalar_one()
+    return int(value)
+
+
+async def list_entries(
+    conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+) -> Sequence[Entry]:
+    rows = (
+        await conn.execute(
+            text(
+                f"""
+                SELECT {ENTRY_COLUMNS} FROM credit.entries
+                WHERE user_id = :uid AND (CAST(:before AS bigint) IS NULL OR id < :before)
+                ORDER BY id DESC
+                LIMIT :limit
+                """
+            ),
+            {"uid": user_id, "before": before_id, "limit": limit},
+        )
+    ).all()
+    postings = await postings_of(conn, [r.id for r in rows])
+    return [_entry(r, postings.get(r.id, ())) for r in rows]
+
+
+async def _balance(conn: AsyncConnection, user_id: str) -> int:
+    value = (
+        await conn.execute(
+            text(
+                "SELECT allowance_balance + purchased_balance + bonus_balance FROM credit.accounts "
+                "WHERE user_id = :uid"
+            ),
+            {"uid": user_id},
+        )
+    ).scalar_one()
+    return int(value)
+
+
+# --- the charge: one statement ---
+
+# The spending rule lives in this statement, not in Python, so that a charge is one round trip and
+# one atomic step: it locks the account (every writer of its grants holds that lock first), locks
+# and re-reads the open grants (FOR UPDATE returns their latest versions even when the statement
+# waited for the lock), decides whether the live ones hold enough, takes from them by priority,
+# then soonest expiry (never-expiring last), then oldest, and records the entry with its postings.
+# domain.spending_order states the same rule in Python; tests/unit and tests/integration hold the
+# two together on random grant sets.
 _CHARGE = text(
     f"""
-    WITH cur AS (
-        SELECT user_id, allowance_balance AS a0, purchased_balance AS p0, is_unlimited
+    WITH cur AS MATERIALIZED (
+        SELECT user_id, is_unlimited
         FROM credit.accounts
         WHERE user_id = :uid
           AND (:feature = '' OR :feature = ANY (features))
           AND NOT EXISTS (
               SELECT 1 FROM credit.entries WHERE user_id = :uid AND idempotency_key = :key)
         FOR UPDATE
+    ), open AS MATERIALIZED (
+        -- The scalar subquery runs first: the account is locked before any grant.
+        SELECT g.id, g.category, g.remaining, g.priority, g.expires_at, g.effective_at
+        FROM credit.grants g
+        WHERE g.user_id = (SELECT user_id FROM cur)
+          AND g.closed_at IS NULL AND g.remaining > 0
+          AND g.effective_at <= now() AND (g.expires_at IS NULL OR g.expires_at > now())
+        FOR UPDATE
+    ), ordered AS (
+        SELECT id, category, remaining,
+               sum(remaining) OVER (ORDER BY priority, expires_at NULLS LAST, effective_at, id)
+                   - remaining AS before
+        FROM open
     ), decision AS (
-        -- allowance first, then purchased; unlimited plans take nothing from either bucket
-        SELECT user_id, a0, p0,
-               CASE WHEN is_unlimited THEN 0 ELSE LEAST(a0, :amount) END AS take_a,
-               CASE WHEN is_unlimited THEN 0 ELSE :amount - LEAST(a0, :amount) END AS take_p
-        FROM cur
-        WHERE is_unlimited OR a0 + p0 >= :amount
+        SELECT c.user_id, c.is_unlimited
+        FROM cur c
+        WHERE c.is_unlimited OR (SELECT COALESCE(sum(remaining), 0) FROM open) >= :amount
+    ), takes AS (
+        -- Unlimited plans take nothing: the entry records usage only.
+        SELECT o.id, o.category, LEAST(o.remaining, :amount - o.before) AS take
+        FROM ordered o, decision d
+        WHERE NOT d.is_unlimited AND o.before < :amount
+    ), spent AS (
+        UPDATE credit.grants g SET remaining = g.remaining - t.take
+        FROM takes t
+        WHERE g.id = t.id
+    ), parts AS (
+        SELECT COALESCE(sum(take) FILTER (WHERE category = 'allowance'), 0) AS ta,
+               COALESCE(sum(take) FILTER (WHERE category = 'purchased'), 0) AS tp,
+               COALESCE(sum(take) FILTER (
+                   WHERE category IN ('promotional', 'compensation')), 0) AS tb
+        FROM takes
     ), upd AS (
         UPDATE credit.accounts a
-        SET allowance_balance = d.a0 - d.take_a,
-            purchased_balance = d.p0 - d.take_p,
+        SET allowance_balance = a.allowance_balance - p.ta,
+            purchased_balance = a.purchased_balance - p.tp,
+            bonus_balance = a.bonus_balance - p.tb,
             used_this_period = a.used_this_period + :amount,
             updated_at = now()
-        FROM decision d
+        FROM decision d, parts p
         WHERE a.user_id = d.user_id
-        RETURNING a.user_id, a.allowance_balance + a.purchased_balance AS balance
+        RETURNING a.user_id, a.allowance_balance + a.purchased_balance + a.bonus_balance AS balance
+    ), entry AS (
+        INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
+                                    purchased_delta, bonus_delta, usage, reference, description,
+                                    balance_after)
+        SELECT u.user_id, 'charge', :key, -(p.ta + p.tp + p.tb), -p.ta, -p.tp, -p.tb, :amount,
+               :reference, :description, u.balance
+        FROM upd u, parts p
+        RETURNING {ENTRY_COLUMNS}
+    ), posted AS (
+        INSERT INTO credit.postings (entry_id, grant_id, delta)
+        SELECT e.id, t.id, -t.take FROM entry e, takes t
     )
-    INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
-                                purchased_delta, usage, reference, description, balance_after)
-    SELECT d.user_id, 'charge', :key, -(d.take_a + d.take_p), -d.take_a, -d.take_p, :amount,
-           :reference, :description, u.balance
-    FROM decision d JOIN upd u USING (user_id)
-    RETURNING {ENTRY_COLUMNS}
+    SELECT entry.*,
+           (SELECT json_agg(json_build_array(t.id, t.category, -t.take) ORDER BY t.id)
+            FROM takes t) AS postings
+    FROM entry
     """
 )
 
@@ -159,176 +423,244 @@ async def charge(
         "description": description,
         "feature": feature,
     }
-    try:
-        row = (await conn.execute(_CHARGE, params)).first()
-    except IntegrityError:
-        row = None  # a concurrent call with the same key won; its result is returned below
-    if row is not None:
-        entry = _entry(row)
-        return Posting(entry, entry.balance_after, applied=True)
-    existing = await find_entry(conn, user_id, key)
-    if existing is not None:
-        ensure_same_request(existing, EntryKind.CHARGE, usage=amount)
-        return Posting(existing, await _balance(conn, user_id), applied=False)
-    raise charge_refusal(await get_account(conn, user_id), amount, feature)
+    for _ in range(CHARGE_ATTEMPTS):
+        try:
+            row = (await conn.execute(_CHARGE, params)).first()
+        except IntegrityError:
+            row = None  # a concurrent call with the same key won; its result is returned below
+        if row is not None:
+            grants = [GrantDelta(g, Category(c), d) for g, c, d in row.postings or ()]
+            entry = _entry(row, grants)
+            return Posting(entry, entry.balance_after, applied=True)
+        existing = await find_entry(conn, user_id, key)
+        if existing is not None:
+            ensure_same_request(existing, EntryKind.CHARGE, usage=amount)
+            return Posting(existing, await _balance(conn, user_id), applied=False)
+        account = await get_account(conn, user_id)
+        refused = refusal(account, await live_balance(conn, user_id), amount, feature)
+        if refused is not None:
+            raise refused
+    raise Unavailable("Credits are busy; please retry")
 
 
-_GRANT = text(
-    f"""
-    WITH upd AS (
-        UPDATE credit.accounts
-        SET allowance_balance = allowance_balance + :a,
-            purchased_balance = purchased_balance + :p,
-            updated_at = now()
-        WHERE user_id = :uid
-          AND NOT EXISTS (
-              SELECT 1 FROM credit.entries WHERE user_id = :uid AND idempotency_key = :key)
-        RETURNING user_id, allowance_balance + purchased_balance AS balance
-    )
-    INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
-                                purchased_delta, reference, description, balance_after)
-    SELECT user_id, 'grant', :key, :a + :p, :a, :p, :reference, :description, balance FROM upd
-    RETURNING {ENTRY_COLUMNS}
-    """
-)
+# --- postings: every other change, inside a transaction holding the account lock ---
 
 
-async def grant(
+async def create_grant(
     conn: AsyncConnection,
-    *,
     user_id: str,
-    amount: int,
-    bucket: Bucket,
-    key: str,
-    reference: str,
-    description: str,
-) -> Posting:
-    """Run on an autocommit connection: the statement is the transaction."""
-    a, p = (amount, 0) if bucket is Bucket.ALLOWANCE else (0, amount)
-    params = {
-        "uid": user_id,
-        "a": a,
-        "p": p,
-        "key": key,
-        "reference": reference,
-        "description": description,
-    }
-    try:
-        row = (await conn.execute(_GRANT, params)).first()
-    except IntegrityError:
-        row = None
-    if row is not None:
-        entry = _entry(row)
-        return Posting(entry, entry.balance_after, applied=True)
-    existing = await find_entry(conn, user_id, key)
-    if existing is not None:
-        ensure_same_request(existing, EntryKind.GRANT)
-        return Posting(existing, await _balance(conn, user_id), applied=False)
-    raise NotFound("Credit account not found")
-
-
-async def refund(
-    conn: AsyncConnection,
+    new: NewGrant,
     *,
-    user_id: str,
-    charge_key: str,
-    amount: int,
-    key: str,
-    description: str,
-) -> Posting:
-    """Run inside a transaction. The account lock comes first, so the sum of earlier refunds read
-    afterwards is current: two refunds of one charge can never both take what is left."""
-    account = await get_account(conn, user_id, for_update=True)
-    if account is None:
-        raise NotFound("Credit account not found")
-    existing = await find_entry(conn, user_id, key)
-    if existing is not None:
-        ensure_same_request(existing, EntryKind.REFUND)
-        return Posting(existing, account.current_credits, applied=False)
-    charged = await find_entry(conn, user_id, charge_key)
-    if charged is None or charged.kind is not EntryKind.CHARGE:
-        raise NotFound("Charge not found")
-    done = (
-        await conn.execute(
-            text(
-                "SELECT COALESCE(sum(allowance_delta), 0), COALESCE(sum(purchased_delta), 0), "
-                "COALESCE(-sum(usage), 0) FROM credit.entries WHERE refund_of = :charge"
-            ),
-            {"charge": charged.id},
-        )
-    ).one()
-    refunded_usage = int(done[2])
-    left_usage = charged.usage - refunded_usage
-    if left_usage <= 0:
-        raise InvalidState("Charge already refunded")
-    if account.terms.is_unlimited or charged.amount == 0:
-        usage_back = left_usage if amount == 0 else min(amount, left_usage)
-        back_a = back_p = 0
-    else:
-        back_a, back_p = refund_split(
-            -charged.allowance_delta, -charged.purchased_delta, int(done[0]), int(done[1]), amount
-        )
-        usage_back = back_a + back_p
+    source_key: str,
+    effective_at: datetime | None = None,
+) -> Grant:
+    """A grant with nothing in it yet: the entry that creates it posts its credits."""
     row = (
         await conn.execute(
             text(
                 f"""
-                WITH upd AS (
-                    UPDATE credit.accounts
-                    SET allowance_balance = allowance_balance + :a,
-                        purchased_balance = purchased_balance + :p,
-                        used_this_period = GREATEST(used_this_period - :usage, 0),
-                        updated_at = now()
-                    WHERE user_id = :uid
-                    RETURNING user_id, allowance_balance + purchased_balance AS balance
-                )
+                INSERT INTO credit.grants (user_id, category, amount, remaining, priority,
+                    effective_at, expires_at, source_key, reference)
+                VALUES (:uid, :category, :amount, 0, :priority, COALESCE(:effective, now()),
+                        :expires, :key, :reference)
+                RETURNING {GRANT_COLUMNS}
+                """
+            ),
+            {
+                "uid": user_id,
+                "category": new.category.value,
+                "amount": new.amount,
+                "priority": new.priority,
+                "effective": effective_at,
+                "expires": new.expires_at,
+                "key": source_key,
+                "reference": new.reference,
+            },
+        )
+    ).one()
+    return _grant(row)
+
+
+async def post(
+    conn: AsyncConnection,
+    *,
+    user_id: str,
+    kind: EntryKind,
+    key: str,
+    changes: Sequence[Change],
+    owed_delta: int = 0,
+    usage: int = 0,
+    used_delta: int = 0,
+    reference: str = "",
+    description: str = "",
+    actor: str = "",
+    reason: str = "",
+    refund_of: int | None = None,
+) -> Entry:
+    """Record one entry: its changes to grants (closing those it closes), the account's balance
+    columns and debt, and its postings. The caller holds the account lock."""
+    per_column = {"allowance": 0, "purchased": 0, "bonus": 0}
+    for change in changes:
+        per_column[change.grant.category.column] += change.delta
+    if changes:
+        await conn.execute(
+            text(
+                """
+                UPDATE credit.grants g
+                SET remaining = g.remaining + c.delta,
+                    closed_at = CASE WHEN c.close = '' THEN g.closed_at ELSE now() END,
+                    closed_reason = COALESCE(NULLIF(c.close, ''), g.closed_reason)
+                FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS integer[]),
+                            CAST(:closes AS text[])) AS c(id, delta, close)
+                WHERE g.id = c.id
+                """
+            ),
+            {
+                "ids": [c.grant.id for c in changes],
+                "deltas": [c.delta for c in changes],
+                "closes": [c.close.value if c.close else "" for c in changes],
+            },
+        )
+    amount = sum(per_column.values())
+    balance = (
+        await conn.execute(
+            text(
+                """
+                UPDATE credit.accounts
+                SET allowance_balance = allowance_balance + :a,
+                    purchased_balance = purchased_balance + :p,
+                    bonus_balance = bonus_balance + :b,
+                    owed = owed + :owed,
+                    used_this_period = GREATEST(used_this_period + :used, 0),
+                    updated_at = now()
+                WHERE user_id = :uid
+                RETURNING allowance_balance + purchased_balance + bonus_balance
+                """
+            ),
+            {
+                "uid": user_id,
+                "a": per_column["allowance"],
+                "p": per_column["purchased"],
+                "b": per_column["bonus"],
+                "owed": owed_delta,
+                "used": used_delta,
+            },
+        )
+    ).scalar_one()
+    row = (
+        await conn.execute(
+            text(
+                f"""
                 INSERT INTO credit.entries (user_id, kind, idempotency_key, amount,
-                    allowance_delta, purchased_delta, usage, reference, description, refund_of,
-                    balance_after)
-                SELECT user_id, 'refund', :key, :a + :p, :a, :p, -:usage, :reference,
-                       :description, :charge, balance
-                FROM upd
+                    allowance_delta, purchased_delta, bonus_delta, owed_delta, usage, reference,
+                    description, refund_of, balance_after, actor, reason)
+                VALUES (:uid, :kind, :key, :amount, :a, :p, :b, :owed, :usage, :reference,
+                        :description, :refund_of, :balance, :actor, :reason)
                 RETURNING {ENTRY_COLUMNS}
                 """
             ),
             {
                 "uid": user_id,
-                "a": back_a,
-                "p": back_p,
-                "usage": usage_back,
+                "kind": kind.value,
                 "key": key,
-                "reference": charged.reference,
+                "amount": amount,
+                "a": per_column["allowance"],
+                "p": per_column["purchased"],
+                "b": per_column["bonus"],
+                "owed": owed_delta,
+                "usage": usage,
+                "reference": reference,
                 "description": description,
-                "charge": charged.id,
+                "refund_of": refund_of,
+                "balance": balance,
+                "actor": actor,
+                "reason": reason,
             },
         )
     ).one()
-    entry = _entry(row)
-    return Posting(entry, entry.balance_after, applied=True)
+    deltas = [GrantDelta(c.grant.id, c.grant.category, c.delta) for c in changes]
+    if deltas:
+        await conn.execute(
+            text(
+                """
+                INSERT INTO credit.postings (entry_id, grant_id, delta)
+                SELECT :entry, id, delta
+                FROM unnest(CAST(:ids AS bigint[]), CAST(:deltas AS integer[])) AS c(id, delta)
+                """
+            ),
+            {
+                "entry": row.id,
+                "ids": [d.grant_id for d in deltas],
+                "deltas": [d.delta for d in deltas],
+            },
+        )
+    return _entry(row, deltas)
 
 
-async def set_plan(
+async def record_refund_shares(
     conn: AsyncConnection,
-    *,
-    user_id: str,
-    terms: PlanTerms,
-    key: str,
-    start_new_period: bool,
-    period_end: datetime | None,
-    now: datetime,
-) -> tuple[Account, bool]:
-    """Run inside a transaction. Changes the account's terms; with a new period, the unused
-    allowance expires and the plan's allowance is granted, both as entries keyed by `key`."""
-    params: dict[str, Any] = {
-        "uid": user_id,
-        "plan": terms.plan_name,
-        "allowance": terms.monthly_allowance,
-        "unlimited": terms.is_unlimited,
-        "features": list(terms.features),
-    }
-    # Concurrent first calls for one user: the loser of the insert waits for the winner's commit,
-    # then finds the grant below and returns the winner's result.
-    created = (
+    charge_id: int,
+    refund_id: int,
+    shares: Sequence[tuple[int | None, Category, int]],
+) -> None:
+    """Where each refunded credit came from: (source grant or None, its category, credits)."""
+    await conn.execute(
+        text(
+            """
+            INSERT INTO credit.refund_shares (charge_id, refund_id, from_grant, category, back)
+            SELECT :charge, :refund, g, c, n
+            FROM unnest(CAST(:grants AS bigint[]), CAST(:categories AS text[]),
+                        CAST(:backs AS integer[])) AS s(g, c, n)
+            """
+        ),
+        {
+            "charge": charge_id,
+            "refund": refund_id,
+            "grants": [g for g, _, _ in shares],
+            "categories": [c.value for _, c, _ in shares],
+            "backs": [n for _, _, n in shares],
+        },
+    )
+
+
+async def close_grants(conn: AsyncConnection, ids: Sequence[int], reason: CloseReason) -> None:
+    """Close grants that hold nothing (no entry needed: nothing changes hands)."""
+    await conn.execute(
+        text(
+            "UPDATE credit.grants SET closed_at = now(), closed_reason = :reason "
+            "WHERE id = ANY (:ids) AND remaining = 0 AND closed_at IS NULL"
+        ),
+        {"ids": list(ids), "reason": reason.value},
+    )
+
+
+async def count_entries(conn: AsyncConnection, user_id: str, key_prefix: str) -> int:
+    value = (
+        await conn.execute(
+            text(
+                "SELECT count(*) FROM credit.entries WHERE user_id = :uid "
+                "AND left(idempotency_key, :n) = :prefix"
+            ),
+            {"uid": user_id, "prefix": key_prefix, "n": len(key_prefix)},
+        )
+    ).scalar_one()
+    return int(value)
+
+
+async def set_clawed(conn: AsyncConnection, grant_id: int, clawed: int) -> None:
+    await conn.execute(
+        text("UPDATE credit.grants SET clawed = :clawed WHERE id = :id"),
+        {"id": grant_id, "clawed": clawed},
+    )
+
+
+# --- accounts and plans ---
+
+
+async def create_account(conn: AsyncConnection, user_id: str, terms: PlanTerms) -> bool:
+    """Concurrent first calls for one user: the loser of the insert waits for the winner's commit
+    and then finds the account."""
+    row = (
         await conn.execute(
             text(
                 """
@@ -340,14 +672,13 @@ async def set_plan(
                 RETURNING user_id
                 """
             ),
-            params,
+            _terms(user_id, terms),
         )
-    ).first() is not None
-    account = await get_account(conn, user_id, for_update=True)
-    assert account is not None
-    if not created and await find_entry(conn, user_id, f"{key}:grant") is not None:
-        return account, False
-    start_new_period = start_new_period or created
+    ).first()
+    return row is not None
+
+
+async def set_terms(conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None:
     await conn.execute(
         text(
             """
@@ -356,72 +687,40 @@ async def set_plan(
             WHERE user_id = :uid
             """
         ),
-        params,
+        _terms(user_id, terms),
     )
-    if start_new_period:
-        await _start_period(conn, account, terms, key, period_end or add_months(now, 1), now)
-    updated = await get_account(conn, user_id)
-    assert updated is not None
-    return updated, True
 
 
-async def _start_period(
-    conn: AsyncConnection,
-    account: Account,
-    terms: PlanTerms,
-    key: str,
-    period_end: datetime,
-    now: datetime,
-) -> None:
-    fresh = 0 if terms.is_unlimited else terms.monthly_allowance
-    purchased = account.purchased_balance
-    insert = text(
-        """
-        INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
-            purchased_delta, description, balance_after)
-        VALUES (:uid, :kind, :key, :amount, :amount, 0, :description, :balance)
-        """
-    )
-    if account.allowance_balance > 0:
-        await conn.execute(
-            insert,
-            {
-                "uid": account.user_id,
-                "kind": "expiry",
-                "key": f"{key}:expiry",
-                "amount": -account.allowance_balance,
-                "description": "Unused allowance expired (plan change)",
-                "balance": purchased,
-            },
-        )
-    await conn.execute(
-        insert,
-        {
-            "uid": account.user_id,
-            "kind": "grant",
-            "key": f"{key}:grant",
-            "amount": fresh,
-            "description": f"{terms.plan_name} plan allowance",
-            "balance": purchased + fresh,
-        },
-    )
+async def start_period(conn: AsyncConnection, user_id: str, start: datetime, end: datetime) -> None:
     await conn.execute(
         text(
             """
-            UPDATE credit.accounts SET allowance_balance = :fresh, used_this_period = 0,
-                reset_anchor = :now, period_started_at = :now, credit_reset_at = :end
+            UPDATE credit.accounts SET used_this_period = 0, reset_anchor = :start,
+                period_started_at = :start, credit_reset_at = :end
             WHERE user_id = :uid
             """
         ),
-        {"uid": account.user_id, "fresh": fresh, "now": now, "end": period_end},
+        {"uid": user_id, "start": start, "end": end},
     )
 
 
+def _terms(user_id: str, terms: PlanTerms) -> dict[str, Any]:
+    return {
+        "uid": user_id,
+        "plan": terms.plan_name,
+        "allowance": terms.monthly_allowance,
+        "unlimited": terms.is_unlimited,
+        "features": list(terms.features),
+    }
+
+
+# --- the monthly reset: set-based batches ---
+
 _RESET_DUE = text(
     """
-    WITH due AS (
-        SELECT user_id, allowance_balance, purchased_balance, monthly_allowance, is_unlimited,
-               reset_anchor,
+    WITH due AS MATERIALIZED (
+        SELECT user_id, allowance_balance, purchased_balance, bonus_balance, owed,
+               monthly_allowance, is_unlimited, reset_anchor,
                (date_part('year', age(:as_of, reset_anchor)) * 12
                 + date_part('month', age(:as_of, reset_anchor)))::int AS m
         FROM credit.accounts
@@ -430,7 +729,7 @@ _RESET_DUE = text(
         ORDER BY credit_reset_at
         LIMIT :batch
         FOR UPDATE SKIP LOCKED
-    ), calc AS (
+    ), periods AS MATERIALIZED (
         -- the period of the anchor's monthly schedule that contains as_of (catches up missed ones)
         SELECT d.*,
                CASE WHEN d.reset_anchor + make_interval(months => d.m + 1) > :as_of
@@ -439,27 +738,57 @@ _RESET_DUE = text(
                CASE WHEN d.reset_anchor + make_interval(months => d.m + 1) > :as_of
                     THEN d.reset_anchor + make_interval(months => d.m + 1)
                     ELSE d.reset_anchor + make_interval(months => d.m + 2) END AS new_reset,
-               CASE WHEN d.is_unlimited THEN 0 ELSE d.monthly_allowance END AS fresh
+               CASE WHEN d.is_unlimited THEN 0 ELSE d.monthly_allowance END AS fresh,
+               -- Ids drawn up front, so entries, grants and postings need no join to find them.
+               nextval('credit.entries_id_seq') AS expiry_entry
         FROM due d
+    ), calc AS MATERIALIZED (
+        SELECT p.*, LEAST(p.owed, p.fresh) AS settle,
+               nextval('credit.entries_id_seq') AS grant_entry,
+               nextval('credit.grants_id_seq') AS fresh_grant
+        FROM periods p
+    ), old AS MATERIALIZED (
+        -- The period's allowance grants (every open one: the allowance lives until a reset).
+        SELECT g.id, g.remaining, c.expiry_entry
+        FROM calc c
+        JOIN credit.grants g ON g.user_id = c.user_id
+        WHERE g.closed_at IS NULL AND g.category = 'allowance'
+    ), closed AS (
+        UPDATE credit.grants g SET remaining = 0, closed_at = now(), closed_reason = 'reset'
+        WHERE g.id = ANY (ARRAY(SELECT id FROM old))
+    ), fresh_grants AS (
+        INSERT INTO credit.grants (id, user_id, category, amount, remaining, priority,
+                                   effective_at, source_key)
+        SELECT fresh_grant, user_id, 'allowance', fresh, fresh - settle, 20, new_start,
+               'reset:' || to_char(new_start, 'YYYY-MM-DD"T"HH24:MI:SS') || ':' || 'grant'
+        FROM calc WHERE fresh > 0
     ), entries AS (
-        INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
-                                    purchased_delta, description, balance_after)
-        SELECT user_id, kind, 'reset:' || to_char(new_start, 'YYYY-MM-DD"T"HH24:MI:SS') || ':' || kind,
-               amount, amount, 0, description, balance_after
+        INSERT INTO credit.entries (id, user_id, kind, idempotency_key, amount, allowance_delta,
+                                    purchased_delta, owed_delta, description, balance_after)
+        SELECT id, user_id, kind,
+               'reset:' || to_char(new_start, 'YYYY-MM-DD"T"HH24:MI:SS') || ':' || kind,
+               amount, amount, 0, owed_delta, description, balance_after
         FROM (
-            SELECT user_id, new_start, 1 AS ord, 'expiry' AS kind, -allowance_balance AS amount,
-                   'Unused allowance expired' AS description, purchased_balance AS balance_after
+            SELECT expiry_entry AS id, user_id, new_start, 'expiry' AS kind,
+                   -allowance_balance AS amount, 0 AS owed_delta,
+                   'Unused allowance expired' AS description,
+                   purchased_balance + bonus_balance AS balance_after
             FROM calc WHERE allowance_balance > 0
             UNION ALL
-            SELECT user_id, new_start, 2, 'grant', fresh, 'Monthly allowance',
-                   purchased_balance + fresh
+            SELECT grant_entry, user_id, new_start, 'grant', fresh - settle, -settle,
+                   'Monthly allowance', purchased_balance + bonus_balance + fresh - settle
             FROM calc WHERE fresh > 0
         ) x
-        ORDER BY user_id, ord
+        ORDER BY id
+    ), posted AS (
+        INSERT INTO credit.postings (entry_id, grant_id, delta)
+        SELECT expiry_entry, id, -remaining FROM old WHERE remaining > 0
+        UNION ALL
+        SELECT grant_entry, fresh_grant, fresh - settle FROM calc WHERE fresh > 0
     )
     UPDATE credit.accounts a
-    SET allowance_balance = c.fresh, used_this_period = 0, period_started_at = c.new_start,
-        credit_reset_at = c.new_reset, updated_at = now()
+    SET allowance_balance = c.fresh - c.settle, owed = c.owed - c.settle, used_this_period = 0,
+        period_started_at = c.new_start, credit_reset_at = c.new_reset, updated_at = now()
     FROM calc c
     WHERE a.user_id = c.user_id
     """
@@ -468,8 +797,9 @@ _RESET_DUE = text(
 
 async def reset_due(conn: AsyncConnection, *, as_of: datetime, batch_size: int) -> tuple[int, bool]:
     """One batch, in the caller's transaction; returns (accounts reset, whether more are due)."""
-    # The batch touches a few thousand accounts by primary key; without this the planner prefers
-    # hashing the whole accounts table for every batch, which dominates at a million accounts.
+    # The batch touches a few thousand accounts and grants by key (the statement joins nothing
+    # but by index); without this the planner prefers hashing the whole accounts table for every
+    # batch, which dominates at a million accounts.
     await conn.execute(text("SET LOCAL enable_hashjoin = off"))
     await conn.execute(text("SET LOCAL enable_mergejoin = off"))
     result = await conn.execute(_RESET_DUE, {"as_of": as_of, "batch": batch_size})
@@ -482,63 +812,171 @@ async def reset_due(conn: AsyncConnection, *, as_of: datetime, batch_size: int) 
     return int(result.rowcount), bool(more)
 
 
+# --- grant expiry: set-based batches ---
+
+_EXPIRE_DUE = text(
+    """
+    WITH due AS MATERIALIZED (
+        -- Index order (grants_expiring); SKIP LOCKED keeps concurrent batches disjoint.
+        SELECT id, user_id, category, remaining
+        FROM credit.grants
+        WHERE closed_at IS NULL AND expires_at IS NOT NULL AND expires_at <= :as_of
+        ORDER BY expires_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    ), locked AS MATERIALIZED (
+        -- The accounts too (every writer of grants holds its account): one busy with a charge is
+        -- left to the next batch rather than waited for.
+        SELECT user_id, allowance_balance + purchased_balance + bonus_balance AS balance
+        FROM credit.accounts
+        WHERE user_id = ANY (ARRAY(SELECT DISTINCT user_id FROM due))
+        FOR UPDATE SKIP LOCKED
+    ), lapsed AS MATERIALIZED (
+        -- Locked grants are current: every writer of a grant holds its account's lock.
+        SELECT d.id, d.user_id, d.category, d.remaining
+        FROM due d JOIN locked l USING (user_id)
+    ), closed AS (
+        UPDATE credit.grants g SET remaining = 0, closed_at = now(), closed_reason = 'expired'
+        WHERE g.id = ANY (ARRAY(SELECT id FROM lapsed))
+    ), per_account AS MATERIALIZED (
+        SELECT user_id, min(id) AS first_grant,
+               COALESCE(sum(remaining) FILTER (WHERE category = 'allowance'), 0) AS ea,
+               COALESCE(sum(remaining) FILTER (WHERE category = 'purchased'), 0) AS ep,
+               COALESCE(sum(remaining) FILTER (
+                   WHERE category IN ('promotional', 'compensation')), 0) AS eb
+        FROM lapsed
+        GROUP BY user_id
+        HAVING sum(remaining) > 0
+    ), entries AS (
+        INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
+                                    purchased_delta, bonus_delta, description, balance_after)
+        SELECT p.user_id, 'expiry', 'expiry:grant:' || p.first_grant, -(p.ea + p.ep + p.eb),
+               -p.ea, -p.ep, -p.eb, 'Credits expired', b.balance - (p.ea + p.ep + p.eb)
+        FROM per_account p JOIN locked b USING (user_id)
+        ORDER BY p.user_id
+        RETURNING id, user_id
+    ), posted AS (
+        INSERT INTO credit.postings (entry_id, grant_id, delta)
+        SELECT e.id, l.id, -l.remaining
+        FROM entries e JOIN lapsed l USING (user_id)
+        WHERE l.remaining > 0
+    ), updated AS (
+        UPDATE credit.accounts a
+        SET allowance_balance = a.allowance_balance - p.ea,
+            purchased_balance = a.purchased_balance - p.ep,
+            bonus_balance = a.bonus_balance - p.eb,
+            updated_at = now()
+        FROM per_account p
+        WHERE a.user_id = p.user_id
+    )
+    SELECT (SELECT count(*) FROM lapsed) AS grants, (SELECT count(*) FROM per_account) AS accounts,
+           (SELECT count(*) FROM due) AS due
+    """
+)
+
+
+async def expire_due(
+    conn: AsyncConnection, *, as_of: datetime, batch_size: int
+) -> tuple[int, int, bool]:
+    """One batch, in the caller's transaction: (grants closed, accounts with credits expired,
+    whether more may be due). A batch that found fewer due grants than it could take was the last:
+    grants it skipped (their account busy with a charge, or in another batch) are another batch's
+    or the next run's, and are never spent meanwhile."""
+    grants, accounts, due = (
+        await conn.execute(_EXPIRE_DUE, {"as_of": as_of, "batch": batch_size})
+    ).one()
+    return int(grants), int(accounts), int(due) >= batch_size
+
+
+# --- verification ---
+
+_VERIFY_ACCOUNTS = text(
+    """
+    SELECT a.user_id, a.allowance_balance, a.purchased_balance, a.bonus_balance, a.owed,
+           COALESCE(e.sa, 0), COALESCE(e.sp, 0), COALESCE(e.sb, 0), COALESCE(e.so, 0),
+           COALESCE(g.ga, 0), COALESCE(g.gp, 0), COALESCE(g.gb, 0)
+    FROM credit.accounts a
+    LEFT JOIN (
+        SELECT user_id, sum(allowance_delta) AS sa, sum(purchased_delta) AS sp,
+               sum(bonus_delta) AS sb, sum(owed_delta) AS so
+        FROM credit.entries GROUP BY user_id
+    ) e USING (user_id)
+    LEFT JOIN (
+        SELECT user_id,
+               sum(remaining) FILTER (WHERE category = 'allowance') AS ga,
+               sum(remaining) FILTER (WHERE category = 'purchased') AS gp,
+               sum(remaining) FILTER (WHERE category IN ('promotional', 'compensation')) AS gb
+        FROM credit.grants WHERE closed_at IS NULL GROUP BY user_id
+    ) g USING (user_id)
+    WHERE a.allowance_balance <> COALESCE(e.sa, 0) OR a.purchased_balance <> COALESCE(e.sp, 0)
+       OR a.bonus_balance <> COALESCE(e.sb, 0) OR a.owed <> COALESCE(e.so, 0)
+       OR a.allowance_balance <> COALESCE(g.ga, 0) OR a.purchased_balance <> COALESCE(g.gp, 0)
+       OR a.bonus_balance <> COALESCE(g.gb, 0)
+       OR a.allowance_balance < 0 OR a.purchased_balance < 0 OR a.bonus_balance < 0
+    ORDER BY a.user_id
+    """
+)
+# A grant holds what it carried over from the bucket ledger plus its postings; an entry with
+# postings changed the balance by exactly their sum.
+_VERIFY_GRANTS = text(
+    """
+    SELECT g.user_id, g.id, g.remaining, g.carried + COALESCE(p.total, 0)
+    FROM credit.grants g
+    LEFT JOIN (SELECT grant_id, sum(delta) AS total FROM credit.postings GROUP BY grant_id) p
+        ON p.grant_id = g.id
+    WHERE g.remaining <> g.carried + COALESCE(p.total, 0)
+    ORDER BY g.user_id, g.id
+    """
+)
+_VERIFY_ENTRIES = text(
+    """
+    SELECT e.user_id, e.id, e.amount, p.total
+    FROM credit.entries e
+    JOIN (SELECT entry_id, sum(delta) AS total FROM credit.postings GROUP BY entry_id) p
+        ON p.entry_id = e.id
+    WHERE e.amount <> p.total
+    ORDER BY e.user_id, e.id
+    """
+)
+
+
+_VERIFY_ORPHANS = text(
+    """
+    SELECT p.entry_id, p.grant_id
+    FROM credit.postings p
+    WHERE NOT EXISTS (SELECT 1 FROM credit.entries e WHERE e.id = p.entry_id)
+       OR NOT EXISTS (SELECT 1 FROM credit.grants g WHERE g.id = p.grant_id)
+    ORDER BY p.entry_id, p.grant_id
+    """
+)
+
+
 async def verify(conn: AsyncConnection) -> tuple[int, list[LedgerDifference]]:
     checked = (await conn.execute(text("SELECT count(*) FROM credit.accounts"))).scalar_one()
-    rows = await conn.execute(
-        text(
-            """
-            SELECT a.user_id, a.allowance_balance, a.purchased_balance,
-                   COALESCE(s.sum_a, 0) AS sum_a, COALESCE(s.sum_p, 0) AS sum_p
-            FROM credit.accounts a
-            LEFT JOIN (
-                SELECT user_id, sum(allowance_delta) AS sum_a, sum(purchased_delta) AS sum_p
-                FROM credit.entries GROUP BY user_id
-            ) s USING (user_id)
-            WHERE a.allowance_balance <> COALESCE(s.sum_a, 0)
-               OR a.purchased_balance <> COALESCE(s.sum_p, 0)
-               OR a.allowance_balance < 0 OR a.purchased_balance < 0
-            ORDER BY a.user_id
-            """
-        )
-    )
     differences = []
-    for user_id, allowance, purchased, sum_a, sum_p in rows:
-        if allowance < 0 or purchased < 0:
+    for row in await conn.execute(_VERIFY_ACCOUNTS):
+        user_id, a, p, b, owed, sa, sp, sb, so, ga, gp, gb = row
+        if a < 0 or p < 0 or b < 0:
             differences.append(
-                LedgerDifference(user_id, "negative bucket", allowance + purchased, sum_a + sum_p)
+                LedgerDifference(user_id, "negative bucket", a + p + b, sa + sp + sb)
             )
-        if allowance != sum_a:
-            differences.append(LedgerDifference(user_id, "allowance", allowance, int(sum_a)))
-        if purchased != sum_p:
-            differences.append(LedgerDifference(user_id, "purchased", purchased, int(sum_p)))
-    return int(checked), differences
-
-
-async def list_entries(
-    conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
-) -> Sequence[Entry]:
-    rows = await conn.execute(
-        text(
-            f"""
-            SELECT {ENTRY_COLUMNS} FROM credit.entries
-            WHERE user_id = :uid AND (CAST(:before AS bigint) IS NULL OR id < :before)
-            ORDER BY id DESC
-            LIMIT :limit
-            """
-        ),
-        {"uid": user_id, "before": before_id, "limit": limit},
-    )
-    return [_entry(r) for r in rows]
-
-
-async def _balance(conn: AsyncConnection, user_id: str) -> int:
-    value = (
-        await conn.execute(
-            text(
-                "SELECT allowance_balance + purchased_balance FROM credit.accounts "
-                "WHERE user_id = :uid"
-            ),
-            {"uid": user_id},
+        for name, column, entries, grants in (
+            ("allowance", a, sa, ga),
+            ("purchased", p, sp, gp),
+            ("bonus", b, sb, gb),
+        ):
+            if column != entries:
+                differences.append(LedgerDifference(user_id, name, column, int(entries)))
+            if column != grants:
+                differences.append(LedgerDifference(user_id, f"{name} grants", column, int(grants)))
+        if owed != so:
+            differences.append(LedgerDifference(user_id, "owed", owed, int(so)))
+    for user_id, grant_id, remaining, posted in await conn.execute(_VERIFY_GRANTS):
+        differences.append(LedgerDifference(user_id, f"grant {grant_id}", remaining, int(posted)))
+    for user_id, entry_id, amount, posted in await conn.execute(_VERIFY_ENTRIES):
+        differences.append(LedgerDifference(user_id, f"entry {entry_id}", amount, int(posted)))
+    for entry_id, grant_id in await conn.execute(_VERIFY_ORPHANS):
+        differences.append(
+            LedgerDifference("", f"posting of entry {entry_id} to grant {grant_id} dangles", 0, 0)
         )
-    ).scalar_one()
-    return int(value)
+    return int(checked), differences

@@ -4,7 +4,9 @@ of a `*InternalService` is INTERNAL (service credential)."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from enum import Enum
+from typing import Any
 
 from services.kit.errors import PermissionDenied, Unauthenticated
 
@@ -15,6 +17,8 @@ class Access(Enum):
     PUBLIC = "public"
     USER = "user"
     INTERNAL = "internal"
+    # A Clerk session whose role claim names an admin role (support staff); any other is 403.
+    ADMIN = "admin"
 
 
 def access_for(full_method: str, overrides: dict[str, Access]) -> Access:
@@ -35,3 +39,25 @@ def check_internal(metadata: dict[str, str], expected: str, *, user_present: boo
         if user_present:
             raise PermissionDenied("This endpoint is for internal services only")
         raise Unauthenticated()
+
+
+def claim_at(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted claim path (`metadata.role`), or None."""
+    node: Any = claims
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def check_admin(claims: dict[str, Any], claim_paths: Sequence[str], roles: Sequence[str]) -> None:
+    """Raise PermissionDenied unless one of the claims names one of the admin roles (a string, or
+    a list of strings). No configured claim or role means nobody is an admin."""
+    wanted = {role for role in roles if role}
+    for path in claim_paths:
+        value = claim_at(claims, path)
+        found = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and v in wanted for v in found):
+            return
+    raise PermissionDenied("This endpoint is for administrators only")

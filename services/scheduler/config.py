@@ -21,6 +21,8 @@ class SchedulerConfig(BaseSettings):
     reset_batch_size: int = Field(default=10_000, ge=1, le=50_000)
     # Batches in flight at once (the database uses one core per batch).
     reset_workers: int = Field(default=2, ge=1, le=8)
+    # Grants past their expiry get their expiry entries (a lapsed grant is never spent meanwhile).
+    expire_every_seconds: int = Field(default=60, ge=1)
     # Seed behaviour: pending -> processing every minute (0 claims nothing: lease upkeep only,
     # for deployments whose workers claim for themselves).
     process_every_seconds: int = Field(default=60, ge=1)

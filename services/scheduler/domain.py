@@ -7,9 +7,10 @@ from datetime import datetime, time, timedelta
 from services.kit.errors import InvalidInput
 
 CREDIT_RESET = "credit-reset"
+CREDIT_EXPIRY = "credit-expiry"
 PROCESS_TASKS = "process-tasks"
 REPAIR = "repair"
-JOBS = (CREDIT_RESET, PROCESS_TASKS, REPAIR)
+JOBS = (CREDIT_RESET, CREDIT_EXPIRY, PROCESS_TASKS, REPAIR)
 
 
 def parse_daily_time(value: str) -> time:

@@ -9,15 +9,23 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.scheduler import store
 from services.scheduler.config import SchedulerConfig
-from services.scheduler.domain import CREDIT_RESET, PROCESS_TASKS, REPAIR, check_job
+from services.scheduler.domain import (
+    CREDIT_EXPIRY,
+    CREDIT_RESET,
+    PROCESS_TASKS,
+    REPAIR,
+    check_job,
+)
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from studiox.task.v1 import task_pb2, task_pb2_grpc
 
@@ -61,6 +69,7 @@ class Jobs:
     def named(self, name: str) -> Callable[[], Awaitable[Counts]]:
         jobs: dict[str, Callable[[], Awaitable[Counts]]] = {
             CREDIT_RESET: self.credit_reset,
+            CREDIT_EXPIRY: self.credit_expiry,
             PROCESS_TASKS: self.process_tasks,
             REPAIR: self.repair,
         }
@@ -91,6 +100,32 @@ class Jobs:
                 break
         return accounts, batches
 
+    async def credit_expiry(self) -> Counts:
+        """ExpireDue in batches until no open grant is past its expiry, the reset's way: several
+        batches in flight, kept disjoint by SKIP LOCKED on grants and accounts."""
+        as_of = datetime.now(UTC)
+        results = await asyncio.gather(
+            *(self._expiry_loop(as_of) for _ in range(self._config.reset_workers))
+        )
+        return {
+            "grants": sum(r[0] for r in results),
+            "accounts": sum(r[1] for r in results),
+            "batches": sum(r[2] for r in results),
+        }
+
+    async def _expiry_loop(self, as_of: datetime) -> tuple[int, int, int]:
+        grants = accounts = batches = 0
+        request = credit_pb2.ExpireDueRequest(batch_size=self._config.reset_batch_size)
+        request.as_of.FromDatetime(as_of)
+        while batches < MAX_RESET_BATCHES:
+            reply = await self._credit.ExpireDue(request, timeout=CALL_TIMEOUT_SECONDS)
+            grants += reply.grants_expired
+            accounts += reply.accounts
+            batches += 1
+            if not reply.more or reply.grants_expired == 0:
+                break
+        return grants, accounts, batches
+
     async def process_tasks(self) -> Counts:
         reply = await self._tasks.ClaimPending(
             task_pb2.ClaimPendingRequest(
@@ -118,9 +153,27 @@ class JobRun:
     error: str | None = None
 
 
+class JobRunStore(Protocol):
+    """The statements the runner runs: services.scheduler.store, or a fake in unit tests."""
+
+    async def record_start(
+        self, conn: AsyncConnection, job: str, instance: str, trigger: str
+    ) -> int: ...
+
+    async def record_finish(
+        self,
+        conn: AsyncConnection,
+        run_id: int,
+        outcome: str,
+        counts: dict[str, int],
+        error: str | None,
+    ) -> None: ...
+
+
 class JobRunner:
-    def __init__(self, db: Database, jobs: Jobs, instance: str) -> None:
+    def __init__(self, db: Database, jobs: Jobs, instance: str, runs: JobRunStore = store) -> None:
         self._db = db
+        self._store = runs
         self._jobs = jobs
         self._instance = instance
 
@@ -128,7 +181,7 @@ class JobRunner:
         job = self._jobs.named(name)
         started_at = datetime.now(UTC)
         async with self._db.transaction() as conn:
-            run_id = await store.record_start(conn, name, self._instance, trigger)
+            run_id = await self._store.record_start(conn, name, self._instance, trigger)
         started = time.perf_counter()
         try:
             result = JobRun(name, "ok", await job())
@@ -139,7 +192,9 @@ class JobRunner:
             result = JobRun(name, "error", {}, type(err).__name__)
         elapsed = time.perf_counter() - started
         async with self._db.transaction() as conn:
-            await store.record_finish(conn, run_id, result.outcome, result.counts, result.error)
+            await self._store.record_finish(
+                conn, run_id, result.outcome, result.counts, result.error
+            )
         JOB_SECONDS.labels(name, result.outcome).observe(elapsed)
         JOB_RUNS.labels(name, result.outcome).inc()
         if result.outcome == "ok":

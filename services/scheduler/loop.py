@@ -18,6 +18,7 @@ from services.kit.db import Database
 from services.scheduler import store
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.domain import (
+    CREDIT_EXPIRY,
     CREDIT_RESET,
     PROCESS_TASKS,
     REPAIR,
@@ -72,6 +73,7 @@ class SchedulerLoop:
         log.info("became scheduler leader", extra={"instance": self._config.instance})
         plan = schedule.Scheduler()
         plan.every().day.at(self._reset_at.strftime("%H:%M"), "UTC").do(self._launch, CREDIT_RESET)
+        plan.every(self._config.expire_every_seconds).seconds.do(self._launch, CREDIT_EXPIRY)
         plan.every(self._config.process_every_seconds).seconds.do(self._launch, PROCESS_TASKS)
         plan.every(self._config.repair_every_seconds).seconds.do(self._launch, REPAIR)
         self._schedule = plan

@@ -1,4 +1,5 @@
-"""ResetDue over 1,000,000 due accounts (run by `make bench`, not the default suite)."""
+"""ResetDue over 1,000,000 due accounts, and ExpireDue over 1,000,000 expired grants (run by
+`make bench`, not the default suite)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.kit.migrate import upgrade
 from services.kit.server import start_server
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from tests.support.cluster import internal_metadata, make_settings
+from tests.support.credit_seed import seed_expiring
 from tests.support.database import drop_database, new_database
 
 ACCOUNTS = 1_000_000
@@ -23,8 +25,8 @@ WORKERS = 2
 
 
 def _seed(url: str) -> None:
-    """Due accounts generated set-based, each with the grant entry that explains its balance (so
-    the ledger verifies before and after)."""
+    """Due accounts generated set-based, each with the grant entry that explains its balance and
+    the grants that hold it (so the ledger verifies before and after)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """
@@ -47,8 +49,22 @@ def _seed(url: str) -> None:
             FROM credit.accounts
             """
         )
-        conn.execute("VACUUM ANALYZE credit.accounts")
-        conn.execute("VACUUM ANALYZE credit.entries")
+        # As the migration converts buckets: what each grant holds is carried over.
+        conn.execute(
+            """
+            INSERT INTO credit.grants (user_id, category, amount, remaining, carried, priority,
+                effective_at, source_key)
+            SELECT user_id, 'allowance', allowance_balance, allowance_balance, allowance_balance,
+                   20, period_started_at, 'seed:allowance'
+            FROM credit.accounts WHERE allowance_balance > 0
+            UNION ALL
+            SELECT user_id, 'purchased', purchased_balance, purchased_balance, purchased_balance,
+                   40, period_started_at, 'seed'
+            FROM credit.accounts WHERE purchased_balance > 0
+            """
+        )
+        for table in ("accounts", "entries", "grants"):
+            conn.execute(f"VACUUM ANALYZE credit.{table}")
 
 
 @pytest.mark.bench
@@ -113,5 +129,78 @@ async def test_reset_due_one_million_accounts(pg_server: str, bench_report: Benc
                 "SELECT count(*) FROM credit.accounts WHERE credit_reset_at <= %s", (as_of,)
             ).fetchone()
         assert due == (0,)
+    finally:
+        drop_database(url)
+
+
+@pytest.mark.bench
+async def test_expire_due_one_million_grants(pg_server: str, bench_report: BenchReport) -> None:
+    """The scheduler's expiry job over 1,000,000 expired promotional grants (one per account, each
+    account also holding an allowance that stays), in the reset's way and time budget."""
+    url = new_database(pg_server, "studiox_bench_expiry")
+    settings = make_settings(url)
+    try:
+        upgrade("credit", settings)
+        seeded = time.perf_counter()
+        credits = seed_expiring(url, prefix="bench_", count=ACCOUNTS)
+        with psycopg.connect(url, autocommit=True) as conn:
+            for table in ("accounts", "entries", "grants", "postings"):
+                conn.execute(f"VACUUM ANALYZE credit.{table}")
+        seed_seconds = time.perf_counter() - seeded
+        server = await start_server(build_spec(settings), settings, "127.0.0.1:0")
+        try:
+            import grpc
+
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                stub = credit_pb2_grpc.CreditInternalServiceStub(channel)
+                as_of = datetime.now(UTC)
+                started = time.perf_counter()
+
+                async def worker() -> tuple[int, int]:
+                    grants = batches = 0
+                    while True:
+                        request = credit_pb2.ExpireDueRequest(batch_size=BATCH)
+                        request.as_of.FromDatetime(as_of)
+                        reply = await stub.ExpireDue(
+                            request, metadata=internal_metadata(), timeout=600
+                        )
+                        grants += reply.grants_expired
+                        batches += 1
+                        if not reply.more or reply.grants_expired == 0:
+                            return grants, batches
+
+                results = await asyncio.gather(*(worker() for _ in range(WORKERS)))
+                total = sum(g for g, _ in results)
+                batches = sum(b for _, b in results)
+                expiry_seconds = time.perf_counter() - started
+                verified = time.perf_counter()
+                report = await stub.VerifyLedger(
+                    credit_pb2.VerifyLedgerRequest(), metadata=internal_metadata(), timeout=900
+                )
+                verify_seconds = time.perf_counter() - verified
+        finally:
+            await server.stop(1)
+        print(
+            f"\nExpireDue: {total} grants in {batches} batches of {BATCH} ({WORKERS} loops): "
+            f"{expiry_seconds:.1f}s ({total / expiry_seconds:,.0f} grants/s); seeding "
+            f"{seed_seconds:.1f}s; VerifyLedger: {verify_seconds:.1f}s"
+        )
+        bench_report.figures[
+            f"ExpireDue over 1,000,000 expired grants ({WORKERS} loops of 10,000-grant batches)"
+        ] = (
+            f"{expiry_seconds:.1f} s ({total / expiry_seconds:,.0f} grants/s); VerifyLedger over "
+            f"them {verify_seconds:.1f} s"
+        )
+        assert total == ACCOUNTS
+        assert list(report.differences) == []
+        with psycopg.connect(url) as conn:
+            left = conn.execute(
+                "SELECT count(*), sum(bonus_balance) FROM credit.accounts"
+            ).fetchone()
+            expired = conn.execute(
+                "SELECT -sum(amount) FROM credit.entries WHERE kind = 'expiry'"
+            ).fetchone()
+        assert left == (ACCOUNTS, 0)
+        assert expired == (credits,)
     finally:
         drop_database(url)

@@ -148,6 +148,24 @@ def test_every_operation_answers_as_documented(
     ]
     assert transactions[1]["reference"] == second["id"]
 
+    # Prices, quotes, and support's admin API (a session with the admin role).
+    assert api.get("/api/billing/prices").status_code == 200
+    quote = api.get("/api/tasks/quote", params={"type": "image_analysis"}, headers=user)
+    assert quote.status_code == 200
+    assert api.get("/api/tasks/quote", params={"type": "x"}, headers=user).status_code == 400
+    staff = {
+        "authorization": f"Bearer {DEFAULT_KEY.mint(new_user_id(), metadata={'role': 'admin'})}"
+    }
+    promo = {"userId": user_id, "amount": 5, "reason": "openapi walk", "expiresIn": "7d"}
+    assert api.post("/api/admin/credits/grants", json=promo, headers=user).status_code == 403
+    granted = api.post("/api/admin/credits/grants", json=promo, headers=staff)
+    assert granted.status_code == 201
+    grant_id = granted.json()["grant"]["id"]
+    void = f"/api/admin/credits/grants/{grant_id}/void"
+    assert api.post(void, json={"reason": "walk"}, headers=staff).status_code == 200
+    assert api.get(f"/api/admin/credits/users/{user_id}", headers=staff).status_code == 200
+    assert api.get("/api/admin/credits/users/nobody", headers=staff).status_code == 404
+
     answered = {operation for operation, status in contract.seen if status < 300}
     assert answered == contract.operation_ids(), "operations never answered with a success"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import grpc
 
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
@@ -59,6 +61,48 @@ class CreditClient:
                 amount=amount,
                 bucket=bucket,
                 idempotency_key=key or f"grant:{amount}:{bucket}",
+            ),
+            metadata=internal_metadata(),
+        )
+
+    async def give(
+        self,
+        user: str,
+        amount: int,
+        category: str,
+        key: str,
+        *,
+        priority: int | None = None,
+        expires_at: datetime | None = None,
+    ) -> credit_pb2.GrantResponse:
+        """A grant of any category, with an optional priority and expiry."""
+        request = credit_pb2.GrantRequest(
+            user_id=user, amount=amount, category=category, idempotency_key=key
+        )
+        if priority is not None:
+            request.priority = priority
+        if expires_at is not None:
+            request.expires_at.FromDatetime(expires_at)
+        return await self.stub.Grant(request, metadata=internal_metadata())
+
+    async def expire(self, as_of: datetime | None = None, batch: int = 500) -> int:
+        """ExpireDue until nothing is due; the grants expired."""
+        total = 0
+        while True:
+            request = credit_pb2.ExpireDueRequest(batch_size=batch)
+            if as_of is not None:
+                request.as_of.FromDatetime(as_of)
+            reply = await self.stub.ExpireDue(request, metadata=internal_metadata(), timeout=120)
+            total += reply.grants_expired
+            if not reply.more or reply.grants_expired == 0:
+                return total
+
+    async def clawback(
+        self, user: str, grant_key: str, credits: int
+    ) -> credit_pb2.ClawbackResponse:
+        return await self.stub.Clawback(
+            credit_pb2.ClawbackRequest(
+                user_id=user, grant_key=grant_key, clawed_credits=credits, reference=grant_key
             ),
             metadata=internal_metadata(),
         )

@@ -4,6 +4,57 @@
  */
 
 export interface paths {
+    "/api/admin/credits/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Grant credits */
+        post: operations["grantCredits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/credits/grants/{grant_id}/void": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Void grant */
+        post: operations["voidGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/credits/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Show account */
+        get: operations["showAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/billing/history": {
         parameters: {
             query?: never;
@@ -47,6 +98,23 @@ export interface paths {
         };
         /** List plans */
         get: operations["listPlans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/billing/prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List prices */
+        get: operations["listPrices"];
         put?: never;
         post?: never;
         delete?: never;
@@ -134,6 +202,23 @@ export interface paths {
         put?: never;
         /** Create task */
         post: operations["createTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/quote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Quote task */
+        get: operations["quoteTask"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -324,6 +409,12 @@ export interface components {
             /** @description The HTTP status, repeated. */
             statusCode: number;
         };
+        /** @description A ledger entry as support sees it: who made it ("admin:<user>", "cli:<name>"; empty for the system) and why. */
+        AuditEntry: {
+            entry?: components["schemas"]["LedgerEntry"];
+            actor: string;
+            reason: string;
+        };
         CancelTaskResponse: {
             success: boolean;
             message: string;
@@ -347,6 +438,39 @@ export interface components {
             creditDeducted: number;
             /** Format: int32 */
             remainingCredits: number;
+        };
+        /** @description A block of credits: every credit-adding event creates one. Charges spend grants by priority (lower first), then soonest expiry, then oldest. */
+        CreditGrant: {
+            id: string;
+            /** @enum {string} */
+            category: "allowance" | "purchased" | "promotional" | "compensation";
+            /**
+             * Format: int32
+             * @description Credits granted, and what is left of them.
+             */
+            amount: number;
+            /** Format: int32 */
+            remaining: number;
+            /** Format: int32 */
+            priority: number;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC (`Z`), with 0, 3, 6 or 9 fractional digits.
+             */
+            effectiveAt?: string;
+            /**
+             * Format: date-time
+             * @description When what is left expires; unset: never. The plan allowance expires at the next reset (creditResetAt).
+             */
+            expiresAt?: string;
+            /**
+             * Format: date-time
+             * @description Support's view only: when and why a grant was closed ("expired", "voided", "reset"), and the credits taken back because its payment was refunded or disputed.
+             */
+            closedAt?: string;
+            closedReason: string;
+            /** Format: int32 */
+            clawed: number;
         };
         /** @description A one-time credit purchase; the catalog is data (billing.credit_packs). */
         CreditPack: {
@@ -381,6 +505,18 @@ export interface components {
              * @description RFC 3339, UTC (`Z`), with 0, 3, 6 or 9 fractional digits.
              */
             creditResetAt: string;
+            /** @description The live grants (what currentCredits is made of), in the order charges spend them. */
+            grants: components["schemas"]["CreditGrant"][];
+            /**
+             * Format: int32
+             * @description Promotional and compensation credits (currentCredits = allowance + purchased + bonus).
+             */
+            bonusCredits: number;
+            /**
+             * Format: int32
+             * @description Credits taken back after a refunded or disputed payment that the balance could not cover; the next credits granted settle it first.
+             */
+            owedCredits: number;
         };
         GetCreditsResponse: {
             success: boolean;
@@ -424,6 +560,46 @@ export interface components {
             success: boolean;
             stats: components["schemas"]["TaskStats"];
         };
+        /** @description One grant's change in a ledger entry. */
+        GrantChange: {
+            grantId: string;
+            /** @enum {string} */
+            category: "allowance" | "purchased" | "promotional" | "compensation";
+            /** Format: int32 */
+            amount: number;
+        };
+        GrantCreditsRequest: {
+            userId: string;
+            /** Format: int32 */
+            amount: number;
+            /**
+             * @description "promotional" (default) or "compensation".
+             * @enum {string}
+             */
+            category?: "promotional" | "compensation";
+            reason: string;
+            /**
+             * Format: date-time
+             * @description When the grant expires; or expiresIn, a duration such as "30d", "12h", "2w" or "P30D".
+             */
+            expiresAt?: string;
+            expiresIn?: string;
+            /**
+             * Format: int32
+             * @description Spending priority (lower first, 0..1000); unset: the category's default.
+             */
+            priority?: number;
+            /** @description Makes a retry return the first grant (the Idempotency-Key header through the gateway). */
+            idempotencyKey?: string;
+        };
+        GrantCreditsResponse: {
+            success: boolean;
+            entry?: components["schemas"]["LedgerEntry"];
+            grant?: components["schemas"]["CreditGrant"];
+            /** Format: int32 */
+            remainingCredits: number;
+            applied: boolean;
+        };
         HandleWebhookResponse: {
             received: boolean;
         };
@@ -442,10 +618,10 @@ export interface components {
         LedgerEntry: {
             id: string;
             /**
-             * @description What the entry was, in the seed's words: "credit_use" (a task was charged), "credit_add" (plan allowance granted: sign-up, plan change, new paid period), "credit_purchase" (purchased credits granted), "refund", "monthly_reset" (the allowance renewed by the monthly reset) or "expiry" (unused allowance expired).
+             * @description What the entry was, in the seed's words: "credit_use" (a task was charged), "credit_add" (plan allowance granted: sign-up, plan change, new paid period), "credit_purchase" (purchased credits granted), "refund", "monthly_reset" (the allowance renewed by the monthly reset) or "expiry" (unused allowance or a grant expired); "void" (support voided a grant), "clawback" (credits of a refunded or disputed payment taken back), "reinstatement" (given back: a dispute was won).
              * @enum {string}
              */
-            type: "credit_use" | "credit_add" | "credit_purchase" | "refund" | "monthly_reset" | "expiry";
+            type: "credit_use" | "credit_add" | "credit_purchase" | "refund" | "monthly_reset" | "expiry" | "void" | "clawback" | "reinstatement";
             /**
              * Format: int32
              * @description Signed change of the balance: negative for charges and expiries (0 for unlimited plans).
@@ -473,6 +649,13 @@ export interface components {
              * @description Credits of work this entry pays for (charges) or gives back (refunds, negative); on unlimited plans this is the only trace of usage.
              */
             usage: number;
+            /** @description The grants this entry changed, with the change to each. */
+            grants: components["schemas"]["GrantChange"][];
+            /**
+             * Format: int32
+             * @description Change of what the account owes (positive: a clawback the balance could not cover).
+             */
+            owedDelta: number;
         };
         ListPaymentsResponse: {
             success: boolean;
@@ -487,6 +670,10 @@ export interface components {
             success: boolean;
             plans: components["schemas"]["Plan"][];
             creditPacks: components["schemas"]["CreditPack"][];
+        };
+        ListPricesResponse: {
+            success: boolean;
+            prices: components["schemas"]["TaskPrice"][];
         };
         ListTasksResponse: {
             success: boolean;
@@ -514,8 +701,11 @@ export interface components {
              */
             amount: number;
             currency: string;
-            /** @enum {string} */
-            status: "pending" | "succeeded" | "failed" | "expired" | "canceled";
+            /**
+             * @description "refunded" / "partially_refunded": Stripe returned (some of) the money; "disputed": the payer disputed it (open or lost); the purchased credits were taken back in proportion.
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed" | "expired" | "canceled" | "refunded" | "partially_refunded" | "disputed";
             /** @enum {string} */
             kind: "credits" | "subscription";
             /**
@@ -530,6 +720,18 @@ export interface components {
              * @description RFC 3339, UTC (`Z`), with 0, 3, 6 or 9 fractional digits.
              */
             createdAt: string;
+            /**
+             * Format: int32
+             * @description In the smallest currency unit (cents): what Stripe refunded.
+             */
+            refundedAmount: number;
+            /** @description Stripe's dispute status ("needs_response", "under_review", "won", "lost", ...); empty when never disputed. */
+            disputeStatus: string;
+            /**
+             * Format: int32
+             * @description Purchased credits taken back because of refunds or disputes.
+             */
+            creditsClawedBack: number;
         };
         Plan: {
             /** @description "free", "pro" or "enterprise". */
@@ -572,6 +774,36 @@ export interface components {
             /** @description PaymentIntent client secret, for the frontend to finish a "requires_action" payment. */
             clientSecret: string;
         };
+        QuoteTaskResponse: {
+            success: boolean;
+            type: string;
+            /**
+             * Format: int32
+             * @description Credits a task of this type costs (what creation would charge).
+             */
+            cost: number;
+            /** @description Whether creating one now would be accepted (plan and credits; unlimited plans always are). */
+            allowed: boolean;
+            /**
+             * @description Why not: "insufficient_credits" or "feature_not_in_plan"; empty when allowed.
+             * @enum {string}
+             */
+            reason: "" | "insufficient_credits" | "feature_not_in_plan";
+            /** @description The refusal creation would answer; empty when allowed. */
+            message: string;
+            /** Format: int32 */
+            availableCredits: number;
+            planName: string;
+            isUnlimited: boolean;
+        };
+        ShowAccountResponse: {
+            success: boolean;
+            credits?: components["schemas"]["Credits"];
+            /** @description Every grant, open ones first. */
+            grants: components["schemas"]["CreditGrant"][];
+            /** @description The latest entries, newest first, with their actor and reason. */
+            entries: components["schemas"]["AuditEntry"][];
+        };
         Task: {
             /** Format: uuid */
             id: string;
@@ -610,6 +842,20 @@ export interface components {
              * @description When the task reached done, failed or cancelled; absent before.
              */
             completedAt?: string;
+        };
+        TaskPrice: {
+            /**
+             * @description The task type (also the plan feature it needs).
+             * @enum {string}
+             */
+            type: "image_analysis" | "video_generation" | "advanced_editing";
+            /**
+             * Format: int32
+             * @description Credits one task of this type costs (unlimited plans pay nothing).
+             */
+            cost: number;
+            /** @description Ids of the plans that include it. */
+            plans: string[];
         };
         TaskStats: {
             /** Format: int32 */
@@ -701,6 +947,17 @@ export interface components {
             monthlyCredits: number;
             isUnlimited: boolean;
         };
+        VoidGrantRequestBody: {
+            reason: string;
+            idempotencyKey?: string;
+        };
+        VoidGrantResponse: {
+            success: boolean;
+            entry?: components["schemas"]["LedgerEntry"];
+            /** Format: int32 */
+            remainingCredits: number;
+            applied: boolean;
+        };
     };
     responses: never;
     parameters: never;
@@ -713,6 +970,710 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    grantCredits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A retry with the same key returns the first grant instead of granting again. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "userId": "user_2tQkLr8sV1aB9cD4eF6gH0iJ",
+                 *       "amount": 20,
+                 *       "category": "promotional",
+                 *       "reason": "Launch week promotion",
+                 *       "expiresIn": "30d"
+                 *     }
+                 */
+                "application/json": components["schemas"]["GrantCreditsRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "entry": {
+                     *         "id": "57",
+                     *         "type": "credit_add",
+                     *         "amount": 20,
+                     *         "allowanceDelta": 0,
+                     *         "purchasedDelta": 0,
+                     *         "reference": "",
+                     *         "description": "20 promotional credits",
+                     *         "createdAt": "2026-01-31T12:00:00.123456Z",
+                     *         "balanceAfter": 45,
+                     *         "usage": 0,
+                     *         "grants": [
+                     *           {
+                     *             "grantId": "12",
+                     *             "category": "promotional",
+                     *             "amount": 20
+                     *           }
+                     *         ],
+                     *         "owedDelta": 0
+                     *       },
+                     *       "grant": {
+                     *         "id": "12",
+                     *         "category": "promotional",
+                     *         "amount": 20,
+                     *         "remaining": 20,
+                     *         "priority": 10,
+                     *         "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *         "expiresAt": "2026-03-02T12:00:00Z",
+                     *         "closedReason": "",
+                     *         "clawed": 0
+                     *       },
+                     *       "remainingCredits": 45,
+                     *       "applied": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["GrantCreditsResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Bad request",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller is not an admin. */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "This endpoint is for administrators only",
+                     *       "statusCode": 403
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The user has no credit account. */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Not found",
+                     *       "statusCode": 404
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the gateway's limit (1 MiB). */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Payload too large",
+                     *       "statusCode": 413
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    voidGrant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A retry with the same key returns the first void. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                grant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "Granted to the wrong account"
+                 *     }
+                 */
+                "application/json": components["schemas"]["VoidGrantRequestBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "entry": {
+                     *         "id": "58",
+                     *         "type": "void",
+                     *         "amount": -20,
+                     *         "allowanceDelta": 0,
+                     *         "purchasedDelta": 0,
+                     *         "reference": "",
+                     *         "description": "Promotional credits voided",
+                     *         "createdAt": "2026-01-31T12:00:00.123456Z",
+                     *         "balanceAfter": 25,
+                     *         "usage": 0,
+                     *         "grants": [
+                     *           {
+                     *             "grantId": "12",
+                     *             "category": "promotional",
+                     *             "amount": -20
+                     *           }
+                     *         ],
+                     *         "owedDelta": 0
+                     *       },
+                     *       "remainingCredits": 25,
+                     *       "applied": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["VoidGrantResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Bad request",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller is not an admin. */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Forbidden",
+                     *       "statusCode": 403
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such grant. */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Not found",
+                     *       "statusCode": 404
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The grant is already closed (expired or voided). */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Grant is already closed (voided)",
+                     *       "statusCode": 409
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the gateway's limit (1 MiB). */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Payload too large",
+                     *       "statusCode": 413
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    showAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "credits": {
+                     *         "userId": "user_2tQkLr8sV1aB9cD4eF6gH0iJ",
+                     *         "currentCredits": 45,
+                     *         "allowanceCredits": 5,
+                     *         "purchasedCredits": 20,
+                     *         "monthlyAllowance": 10,
+                     *         "planName": "free",
+                     *         "isUnlimited": false,
+                     *         "creditsUsedThisMonth": 5,
+                     *         "creditResetAt": "2026-02-28T12:00:00.123456Z",
+                     *         "grants": [
+                     *           {
+                     *             "id": "12",
+                     *             "category": "promotional",
+                     *             "amount": 20,
+                     *             "remaining": 20,
+                     *             "priority": 10,
+                     *             "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *             "expiresAt": "2026-03-02T12:00:00Z",
+                     *             "closedReason": "",
+                     *             "clawed": 0
+                     *           },
+                     *           {
+                     *             "id": "7",
+                     *             "category": "allowance",
+                     *             "amount": 10,
+                     *             "remaining": 5,
+                     *             "priority": 20,
+                     *             "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *             "expiresAt": "2026-02-28T12:00:00.123456Z",
+                     *             "closedReason": "",
+                     *             "clawed": 0
+                     *           },
+                     *           {
+                     *             "id": "9",
+                     *             "category": "purchased",
+                     *             "amount": 50,
+                     *             "remaining": 20,
+                     *             "priority": 40,
+                     *             "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *             "closedReason": "",
+                     *             "clawed": 0
+                     *           }
+                     *         ],
+                     *         "bonusCredits": 20,
+                     *         "owedCredits": 0
+                     *       },
+                     *       "grants": [
+                     *         {
+                     *           "id": "12",
+                     *           "category": "promotional",
+                     *           "amount": 20,
+                     *           "remaining": 20,
+                     *           "priority": 10,
+                     *           "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *           "expiresAt": "2026-03-02T12:00:00Z",
+                     *           "closedReason": "",
+                     *           "clawed": 0
+                     *         },
+                     *         {
+                     *           "id": "7",
+                     *           "category": "allowance",
+                     *           "amount": 10,
+                     *           "remaining": 5,
+                     *           "priority": 20,
+                     *           "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *           "expiresAt": "2026-02-28T12:00:00.123456Z",
+                     *           "closedReason": "",
+                     *           "clawed": 0
+                     *         },
+                     *         {
+                     *           "id": "9",
+                     *           "category": "purchased",
+                     *           "amount": 50,
+                     *           "remaining": 20,
+                     *           "priority": 40,
+                     *           "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *           "closedReason": "",
+                     *           "clawed": 0
+                     *         }
+                     *       ],
+                     *       "entries": [
+                     *         {
+                     *           "entry": {
+                     *             "id": "57",
+                     *             "type": "credit_add",
+                     *             "amount": 20,
+                     *             "allowanceDelta": 0,
+                     *             "purchasedDelta": 0,
+                     *             "reference": "",
+                     *             "description": "20 promotional credits",
+                     *             "createdAt": "2026-01-31T12:00:00.123456Z",
+                     *             "balanceAfter": 45,
+                     *             "usage": 0,
+                     *             "grants": [
+                     *               {
+                     *                 "grantId": "12",
+                     *                 "category": "promotional",
+                     *                 "amount": 20
+                     *               }
+                     *             ],
+                     *             "owedDelta": 0
+                     *           },
+                     *           "actor": "admin:user_2staff0000000000000000",
+                     *           "reason": "Launch week promotion"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ShowAccountResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Bad request",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller is not an admin. */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Forbidden",
+                     *       "statusCode": 403
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The user has no credit account. */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Credit account not found",
+                     *       "statusCode": 404
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listPayments: {
         parameters: {
             query?: {
@@ -747,7 +1708,10 @@ export interface operations {
                      *           "kind": "credits",
                      *           "credits": 50,
                      *           "planName": "",
-                     *           "createdAt": "2026-01-31T12:00:00.123456Z"
+                     *           "createdAt": "2026-01-31T12:00:00.123456Z",
+                     *           "refundedAmount": 1000,
+                     *           "disputeStatus": "",
+                     *           "creditsClawedBack": 25
                      *         }
                      *       ],
                      *       "nextCursor": ""
@@ -1054,6 +2018,140 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["ListPlansResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Bad request",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPrices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "prices": [
+                     *         {
+                     *           "type": "image_analysis",
+                     *           "cost": 1,
+                     *           "plans": [
+                     *             "free",
+                     *             "pro",
+                     *             "enterprise"
+                     *           ]
+                     *         },
+                     *         {
+                     *           "type": "video_generation",
+                     *           "cost": 5,
+                     *           "plans": [
+                     *             "free",
+                     *             "pro",
+                     *             "enterprise"
+                     *           ]
+                     *         },
+                     *         {
+                     *           "type": "advanced_editing",
+                     *           "cost": 3,
+                     *           "plans": [
+                     *             "pro",
+                     *             "enterprise"
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ListPricesResponse"];
                 };
             };
             /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
@@ -1958,6 +3056,154 @@ export interface operations {
             };
         };
     };
+    quoteTask: {
+        parameters: {
+            query?: {
+                type?: "image_analysis" | "video_generation" | "advanced_editing";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "type": "video_generation",
+                     *       "cost": 5,
+                     *       "allowed": false,
+                     *       "reason": "insufficient_credits",
+                     *       "message": "Insufficient credits. Required: 5, Available: 2",
+                     *       "availableCredits": 2,
+                     *       "planName": "free",
+                     *       "isUnlimited": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["QuoteTaskResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Invalid task type: hologram. Valid types: image_analysis, video_generation, advanced_editing",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The user has no credit account yet: call /api/users/initialize first. */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Not found",
+                     *       "statusCode": 404
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getTaskStats: {
         parameters: {
             query?: never;
@@ -2669,7 +3915,32 @@ export interface operations {
                      *         "planName": "free",
                      *         "isUnlimited": false,
                      *         "creditsUsedThisMonth": 5,
-                     *         "creditResetAt": "2026-02-28T12:00:00.123456Z"
+                     *         "creditResetAt": "2026-02-28T12:00:00.123456Z",
+                     *         "grants": [
+                     *           {
+                     *             "id": "7",
+                     *             "category": "allowance",
+                     *             "amount": 10,
+                     *             "remaining": 5,
+                     *             "priority": 20,
+                     *             "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *             "expiresAt": "2026-02-28T12:00:00.123456Z",
+                     *             "closedReason": "",
+                     *             "clawed": 0
+                     *           },
+                     *           {
+                     *             "id": "9",
+                     *             "category": "purchased",
+                     *             "amount": 50,
+                     *             "remaining": 20,
+                     *             "priority": 40,
+                     *             "effectiveAt": "2026-01-31T12:00:00.123456Z",
+                     *             "closedReason": "",
+                     *             "clawed": 0
+                     *           }
+                     *         ],
+                     *         "bonusCredits": 0,
+                     *         "owedCredits": 0
                      *       }
                      *     }
                      */
@@ -3158,7 +4429,15 @@ export interface operations {
                      *           "description": "video_generation task",
                      *           "createdAt": "2026-01-31T12:00:00.2Z",
                      *           "balanceAfter": 5,
-                     *           "usage": 5
+                     *           "usage": 5,
+                     *           "grants": [
+                     *             {
+                     *               "grantId": "7",
+                     *               "category": "allowance",
+                     *               "amount": -5
+                     *             }
+                     *           ],
+                     *           "owedDelta": 0
                      *         },
                      *         {
                      *           "id": "41",
@@ -3170,7 +4449,15 @@ export interface operations {
                      *           "description": "free plan allowance",
                      *           "createdAt": "2026-01-31T12:00:00.123456Z",
                      *           "balanceAfter": 10,
-                     *           "usage": 0
+                     *           "usage": 0,
+                     *           "grants": [
+                     *             {
+                     *               "grantId": "7",
+                     *               "category": "allowance",
+                     *               "amount": 10
+                     *             }
+                     *           ],
+                     *           "owedDelta": 0
                      *         }
                      *       ],
                      *       "nextCursor": "djE6NDE"

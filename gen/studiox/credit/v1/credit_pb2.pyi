@@ -407,8 +407,8 @@ class QuoteResponse(_message.Message):
     is_unlimited: bool
     def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., available_credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ...) -> None: ...
 
-class AdminGrantRequest(_message.Message):
-    __slots__ = ("user_id", "amount", "category", "reason", "expires_at", "expires_in", "priority", "idempotency_key", "actor")
+class GrantCreditsRequest(_message.Message):
+    __slots__ = ("user_id", "amount", "category", "reason", "expires_at", "expires_in", "priority", "idempotency_key")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -417,7 +417,6 @@ class AdminGrantRequest(_message.Message):
     EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    ACTOR_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     amount: int
     category: str
@@ -426,10 +425,9 @@ class AdminGrantRequest(_message.Message):
     expires_in: str
     priority: int
     idempotency_key: str
-    actor: str
-    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., category: _Optional[str] = ..., reason: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_in: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., category: _Optional[str] = ..., reason: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_in: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
-class AdminGrantResponse(_message.Message):
+class GrantCreditsResponse(_message.Message):
     __slots__ = ("success", "entry", "grant", "remaining_credits", "applied")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
@@ -444,16 +442,14 @@ class AdminGrantResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., grant: _Optional[_Union[CreditGrant, _Mapping]] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class VoidGrantRequest(_message.Message):
-    __slots__ = ("grant_id", "reason", "idempotency_key", "actor")
+    __slots__ = ("grant_id", "reason", "idempotency_key")
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
-    ACTOR_FIELD_NUMBER: _ClassVar[int]
     grant_id: str
     reason: str
     idempotency_key: str
-    actor: str
-    def __init__(self, grant_id: _Optional[str] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+    def __init__(self, grant_id: _Optional[str] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class VoidGrantResponse(_message.Message):
     __slots__ = ("success", "entry", "remaining_credits", "applied")
@@ -484,3 +480,43 @@ class ShowAccountResponse(_message.Message):
     grants: _containers.RepeatedCompositeFieldContainer[CreditGrant]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
     def __init__(self, success: _Optional[bool] = ..., credits: _Optional[_Union[Credits, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[CreditGrant, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+
+class AdminGrantCreditsRequest(_message.Message):
+    __slots__ = ("request", "actor")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    request: GrantCreditsRequest
+    actor: str
+    def __init__(self, request: _Optional[_Union[GrantCreditsRequest, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class AdminGrantCreditsResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: GrantCreditsResponse
+    def __init__(self, response: _Optional[_Union[GrantCreditsResponse, _Mapping]] = ...) -> None: ...
+
+class AdminVoidGrantRequest(_message.Message):
+    __slots__ = ("request", "actor")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    request: VoidGrantRequest
+    actor: str
+    def __init__(self, request: _Optional[_Union[VoidGrantRequest, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class AdminVoidGrantResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: VoidGrantResponse
+    def __init__(self, response: _Optional[_Union[VoidGrantResponse, _Mapping]] = ...) -> None: ...
+
+class AdminShowAccountRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: ShowAccountRequest
+    def __init__(self, request: _Optional[_Union[ShowAccountRequest, _Mapping]] = ...) -> None: ...
+
+class AdminShowAccountResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: ShowAccountResponse
+    def __init__(self, response: _Optional[_Union[ShowAccountResponse, _Mapping]] = ...) -> None: ...

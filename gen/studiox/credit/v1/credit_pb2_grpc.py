@@ -247,20 +247,20 @@ class CreditInternalServiceStub:
                 request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.SerializeToString,
                 response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.FromString,
                 _registered_method=True)
-        self.GrantCredits = channel.unary_unary(
-                '/studiox.credit.v1.CreditInternalService/GrantCredits',
-                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
-                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+        self.AdminGrantCredits = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/AdminGrantCredits',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsResponse.FromString,
                 _registered_method=True)
-        self.VoidGrant = channel.unary_unary(
-                '/studiox.credit.v1.CreditInternalService/VoidGrant',
-                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.SerializeToString,
-                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.FromString,
+        self.AdminVoidGrant = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/AdminVoidGrant',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminVoidGrantRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminVoidGrantResponse.FromString,
                 _registered_method=True)
-        self.ShowAccount = channel.unary_unary(
-                '/studiox.credit.v1.CreditInternalService/ShowAccount',
-                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.SerializeToString,
-                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.FromString,
+        self.AdminShowAccount = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/AdminShowAccount',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminShowAccountRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminShowAccountResponse.FromString,
                 _registered_method=True)
 
 
@@ -332,20 +332,21 @@ class CreditInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GrantCredits(self, request, context):
-        """Support operations for `studiox credits` (the actor is named in the request).
+    def AdminGrantCredits(self, request, context):
+        """Support operations for `studiox credits`: CreditAdminService's, with the actor named by the
+        caller (the CLI) instead of taken from a session.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def VoidGrant(self, request, context):
+    def AdminVoidGrant(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ShowAccount(self, request, context):
+    def AdminShowAccount(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -404,20 +405,20 @@ def add_CreditInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.FromString,
                     response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.SerializeToString,
             ),
-            'GrantCredits': grpc.unary_unary_rpc_method_handler(
-                    servicer.GrantCredits,
-                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.FromString,
-                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.SerializeToString,
+            'AdminGrantCredits': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdminGrantCredits,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsResponse.SerializeToString,
             ),
-            'VoidGrant': grpc.unary_unary_rpc_method_handler(
-                    servicer.VoidGrant,
-                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.FromString,
-                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.SerializeToString,
+            'AdminVoidGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdminVoidGrant,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminVoidGrantRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminVoidGrantResponse.SerializeToString,
             ),
-            'ShowAccount': grpc.unary_unary_rpc_method_handler(
-                    servicer.ShowAccount,
-                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.FromString,
-                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.SerializeToString,
+            'AdminShowAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdminShowAccount,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminShowAccountRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminShowAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -703,7 +704,7 @@ class CreditInternalService:
             _registered_method=True)
 
     @staticmethod
-    def GrantCredits(request,
+    def AdminGrantCredits(request,
             target,
             options=(),
             channel_credentials=None,
@@ -716,9 +717,9 @@ class CreditInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/studiox.credit.v1.CreditInternalService/GrantCredits',
-            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
-            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+            '/studiox.credit.v1.CreditInternalService/AdminGrantCredits',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -730,7 +731,7 @@ class CreditInternalService:
             _registered_method=True)
 
     @staticmethod
-    def VoidGrant(request,
+    def AdminVoidGrant(request,
             target,
             options=(),
             channel_credentials=None,
@@ -743,9 +744,9 @@ class CreditInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/studiox.credit.v1.CreditInternalService/VoidGrant',
-            studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantRequest.SerializeToString,
-            studiox_dot_credit_dot_v1_dot_credit__pb2.VoidGrantResponse.FromString,
+            '/studiox.credit.v1.CreditInternalService/AdminVoidGrant',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminVoidGrantRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminVoidGrantResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -757,7 +758,7 @@ class CreditInternalService:
             _registered_method=True)
 
     @staticmethod
-    def ShowAccount(request,
+    def AdminShowAccount(request,
             target,
             options=(),
             channel_credentials=None,
@@ -770,9 +771,9 @@ class CreditInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/studiox.credit.v1.CreditInternalService/ShowAccount',
-            studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountRequest.SerializeToString,
-            studiox_dot_credit_dot_v1_dot_credit__pb2.ShowAccountResponse.FromString,
+            '/studiox.credit.v1.CreditInternalService/AdminShowAccount',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminShowAccountRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminShowAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -798,8 +799,8 @@ class CreditAdminServiceStub:
         """
         self.GrantCredits = channel.unary_unary(
                 '/studiox.credit.v1.CreditAdminService/GrantCredits',
-                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
-                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GrantCreditsRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GrantCreditsResponse.FromString,
                 _registered_method=True)
         self.VoidGrant = channel.unary_unary(
                 '/studiox.credit.v1.CreditAdminService/VoidGrant',
@@ -842,8 +843,8 @@ def add_CreditAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GrantCredits': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantCredits,
-                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.FromString,
-                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.SerializeToString,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GrantCreditsRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.GrantCreditsResponse.SerializeToString,
             ),
             'VoidGrant': grpc.unary_unary_rpc_method_handler(
                     servicer.VoidGrant,
@@ -884,8 +885,8 @@ class CreditAdminService:
             request,
             target,
             '/studiox.credit.v1.CreditAdminService/GrantCredits',
-            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantRequest.SerializeToString,
-            studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantResponse.FromString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.GrantCreditsRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.GrantCreditsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,10 +61,12 @@ class CreditInternalServiceStub:
     """Takes back (or gives back) the credits of a purchase whose money Stripe returned."""
     Quote: _aio.UnaryUnaryMultiCallable[_credit_pb2.QuoteRequest, _credit_pb2.QuoteResponse]
     """Whether a charge would be taken now, by the charge's own rule, without charging."""
-    GrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminGrantRequest, _credit_pb2.AdminGrantResponse]
-    """Support operations for `studiox credits` (the actor is named in the request)."""
-    VoidGrant: _aio.UnaryUnaryMultiCallable[_credit_pb2.VoidGrantRequest, _credit_pb2.VoidGrantResponse]
-    ShowAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.ShowAccountRequest, _credit_pb2.ShowAccountResponse]
+    AdminGrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminGrantCreditsRequest, _credit_pb2.AdminGrantCreditsResponse]
+    """Support operations for `studiox credits`: CreditAdminService's, with the actor named by the
+    caller (the CLI) instead of taken from a session.
+    """
+    AdminVoidGrant: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminVoidGrantRequest, _credit_pb2.AdminVoidGrantResponse]
+    AdminShowAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminShowAccountRequest, _credit_pb2.AdminShowAccountResponse]
 
 class CreditInternalServiceServicer:
     """CreditInternalService moves credits. Only other services call it (internal credential); every
@@ -134,24 +136,26 @@ class CreditInternalServiceServicer:
     ) -> _abc.Awaitable[_credit_pb2.QuoteResponse]:
         """Whether a charge would be taken now, by the charge's own rule, without charging."""
 
-    def GrantCredits(
+    def AdminGrantCredits(
         self,
-        request: _credit_pb2.AdminGrantRequest,
-        context: _aio.ServicerContext[_credit_pb2.AdminGrantRequest, _abc.Awaitable[_credit_pb2.AdminGrantResponse]],
-    ) -> _abc.Awaitable[_credit_pb2.AdminGrantResponse]:
-        """Support operations for `studiox credits` (the actor is named in the request)."""
+        request: _credit_pb2.AdminGrantCreditsRequest,
+        context: _aio.ServicerContext[_credit_pb2.AdminGrantCreditsRequest, _abc.Awaitable[_credit_pb2.AdminGrantCreditsResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.AdminGrantCreditsResponse]:
+        """Support operations for `studiox credits`: CreditAdminService's, with the actor named by the
+        caller (the CLI) instead of taken from a session.
+        """
 
-    def VoidGrant(
+    def AdminVoidGrant(
         self,
-        request: _credit_pb2.VoidGrantRequest,
-        context: _aio.ServicerContext[_credit_pb2.VoidGrantRequest, _abc.Awaitable[_credit_pb2.VoidGrantResponse]],
-    ) -> _abc.Awaitable[_credit_pb2.VoidGrantResponse]: ...
+        request: _credit_pb2.AdminVoidGrantRequest,
+        context: _aio.ServicerContext[_credit_pb2.AdminVoidGrantRequest, _abc.Awaitable[_credit_pb2.AdminVoidGrantResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.AdminVoidGrantResponse]: ...
 
-    def ShowAccount(
+    def AdminShowAccount(
         self,
-        request: _credit_pb2.ShowAccountRequest,
-        context: _aio.ServicerContext[_credit_pb2.ShowAccountRequest, _abc.Awaitable[_credit_pb2.ShowAccountResponse]],
-    ) -> _abc.Awaitable[_credit_pb2.ShowAccountResponse]: ...
+        request: _credit_pb2.AdminShowAccountRequest,
+        context: _aio.ServicerContext[_credit_pb2.AdminShowAccountRequest, _abc.Awaitable[_credit_pb2.AdminShowAccountResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.AdminShowAccountResponse]: ...
 
 def add_CreditInternalServiceServicer_to_server(servicer: CreditInternalServiceServicer, server: _aio.Server) -> None: ...
 
@@ -162,7 +166,7 @@ class CreditAdminServiceStub:
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminGrantRequest, _credit_pb2.AdminGrantResponse]
+    GrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.GrantCreditsRequest, _credit_pb2.GrantCreditsResponse]
     VoidGrant: _aio.UnaryUnaryMultiCallable[_credit_pb2.VoidGrantRequest, _credit_pb2.VoidGrantResponse]
     ShowAccount: _aio.UnaryUnaryMultiCallable[_credit_pb2.ShowAccountRequest, _credit_pb2.ShowAccountResponse]
 
@@ -174,9 +178,9 @@ class CreditAdminServiceServicer:
 
     def GrantCredits(
         self,
-        request: _credit_pb2.AdminGrantRequest,
-        context: _aio.ServicerContext[_credit_pb2.AdminGrantRequest, _abc.Awaitable[_credit_pb2.AdminGrantResponse]],
-    ) -> _abc.Awaitable[_credit_pb2.AdminGrantResponse]: ...
+        request: _credit_pb2.GrantCreditsRequest,
+        context: _aio.ServicerContext[_credit_pb2.GrantCreditsRequest, _abc.Awaitable[_credit_pb2.GrantCreditsResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.GrantCreditsResponse]: ...
 
     def VoidGrant(
         self,

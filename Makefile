@@ -36,7 +36,8 @@ gen: $(STAMP) $(TS_CLIENT)/node_modules/.package-lock.json
 build/api.pb: $(STAMP) $(PROTOS) scripts/codegen.py
 	$(PY) scripts/codegen.py --descriptor
 
-# REPLICAS=2 make run: every service twice behind Envoy (scheduler replicas elect one leader).
+# One process per service per core behind Envoy (SERVICE_WORKERS=N make run to choose; the
+# scheduler's processes elect one leader).
 run: build/api.pb
 	@if [ -n "$(OBSERVE)" ]; then $(MAKE) --no-print-directory prometheus; fi
 	$(BIN)/studiox dev run
@@ -66,8 +67,9 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# Benchmarks, soak and chaos (several minutes; installs Debian's wrk when missing). Writes
-# docs/PERFORMANCE.md and docs/RELIABILITY.md.
+# Benchmarks, soak and chaos (several minutes; installs Debian's wrk and hey when missing: closed
+# loop throughput, open loop latency at a fixed rate). Writes docs/PERFORMANCE.md and
+# docs/RELIABILITY.md.
 bench: build/api.pb
 	$(BIN)/pytest -q -m bench -s tests/bench/test_throughput.py \
 		tests/bench/test_reset_scale.py tests/bench/test_reliability.py

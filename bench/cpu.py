@@ -31,7 +31,20 @@ class CpuUse:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def per_request_us(self, requests: int) -> dict[str, float]:
-        return {name: 1e6 * s / max(requests, 1) for name, s in self.seconds.items() if s > 0.01}
+        """Per service (its processes "credit.1", "credit.2", ... summed)."""
+        summed: dict[str, float] = {}
+        for name, s in self.seconds.items():
+            service = name.split(".")[0]
+            summed[service] = summed.get(service, 0.0) + s
+        return {name: 1e6 * s / max(requests, 1) for name, s in summed.items() if s > 0.01}
+
+    def busiest_core_share(self, wall_seconds: float) -> tuple[str, float]:
+        """The process that used the most CPU, and the share of one core it used: a share near 1
+        is a saturated Python process (one core at most)."""
+        if not self.seconds:
+            return ("-", 0.0)
+        name, s = max(self.seconds.items(), key=lambda item: item[1])
+        return (name, s / max(wall_seconds, 1e-9))
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.hey import Latency
 from bench.wrk import Load
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -49,6 +50,8 @@ def machine_notes() -> list[str]:
         f"- Python {sys.version.split()[0]}, Envoy {'/'.join(envoy) or 'unknown'}, "
         "PostgreSQL 18 (embedded), wrk 4.1 (Debian)",
         "- Everything (wrk, Envoy, five services, PostgreSQL) shares those cores, as in CI.",
+        "- Load average at the end of the run (1, 5, 15 min; above the core count, other work "
+        "shared the machine): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
     ]
 
 
@@ -59,6 +62,12 @@ class BenchReport:
     # load name -> process -> CPU microseconds per request
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     reliability: list[str] = field(default_factory=list)
+    # load name -> (process, share of one core) of the busiest process
+    busiest: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # open-loop latency at half of each endpoint's maximum
+    latency: dict[str, Latency] = field(default_factory=dict)
+    # endpoint -> processes per service -> requests/s (closed loop)
+    scaling: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def performance(self) -> str:
         ceiling = self.loads.get("ceiling")
@@ -68,7 +77,8 @@ class BenchReport:
             f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; every figure on "
             "this page comes from that one run. Ratios are to the ceiling C measured in the same "
             "run: Envoy with the same template and transcoder in front of a trivial grpc.aio "
-            "handler. Load: wrk, 127.0.0.1 only, 32 connections, 2 threads.",
+            "handler. Load: wrk, 127.0.0.1 only, 32 connections, 2 threads; the stack runs one "
+            "process per service per core (SERVICE_WORKERS, the `make run` default).",
             "",
             "| endpoint | requests/s | ratio to C | p50 ms | p99 ms | non-2xx | socket errors |",
             "|---|---|---|---|---|---|---|",
@@ -92,10 +102,60 @@ class BenchReport:
             for name, use in self.cpu.items():
                 cells = [f"{use[p]:,.0f}" if p in use else "-" for p in PROCESSES]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if self.busiest:
+            lines += [
+                "",
+                "Busiest process during each load (share of one core; a Python process uses one at",
+                "most):",
+                "",
+                "| load | process | share of a core |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {name} | {proc} | {share:.2f} |" for name, (proc, share) in self.busiest.items()
+            ]
+        lines += self._latency_lines() + self._scaling_lines(ceiling)
         lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in self.figures.items()]
         lines += ["", "## Machine", "", *machine_notes(), ""]
         return "\n".join(lines)
+
+    def _latency_lines(self) -> list[str]:
+        if not self.latency:
+            return []
+        lines = [
+            "",
+            "Latency at a fixed offered rate, half of each endpoint's maximum above (open loop: hey,",
+            "32 senders as 8 users, bench/hey.py):",
+            "",
+            "| endpoint | offered /s | achieved /s | p50 ms | p99 ms | max ms | non-2xx |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, lat in self.latency.items():
+            lines.append(
+                f"| {name} | {lat.offered_rps:,.0f} | {lat.achieved_rps:,.0f} | {lat.p50_ms:.1f} "
+                f"| {lat.p99_ms:.1f} | {lat.max_ms:.1f} | {lat.answered - lat.ok(200, 201)} |"
+            )
+        return lines
+
+    def _scaling_lines(self, ceiling: Load | None) -> list[str]:
+        if not self.scaling:
+            return []
+        counts = sorted({n for by in self.scaling.values() for n in by})
+        lines = [
+            "",
+            "Throughput by processes per service (closed loop, 32 connections; ratio to C):",
+            "",
+            "| endpoint | " + " | ".join(f"{n} process(es)" for n in counts) + " |",
+            "|---|" + "---|" * len(counts),
+        ]
+        for name, by in self.scaling.items():
+            cells = [
+                f"{by[n]:,.0f} ({by[n] / ceiling.rps:.2f})" if n in by and ceiling else "-"
+                for n in counts
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return lines
 
     def write(self) -> None:
         if self.loads or self.figures:

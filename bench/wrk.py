@@ -38,18 +38,21 @@ class Load:
         return sum(self.statuses.get(code, 0) for code in codes)
 
 
-def ensure_wrk() -> str:
-    """wrk's path, installing Debian's package when it is missing (the bench machine is ours)."""
-    found = shutil.which("wrk")
+def ensure_tool(binary: str, package: str | None = None) -> str:
+    """A Debian tool's path (wrk, hey), installing its package when missing (the bench machine is
+    ours)."""
+    found = shutil.which(binary)
     if found:
         return found
     if os.geteuid() != 0:
-        raise RuntimeError("wrk is missing: apt-get install wrk")
+        raise RuntimeError(f"{binary} is missing: apt-get install {package or binary}")
     subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL
+        ["apt-get", "install", "-y", "-qq", package or binary],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
-    found = shutil.which("wrk")
+    found = shutil.which(binary)
     assert found is not None
     return found
 
@@ -73,7 +76,7 @@ def run(
         env["BENCH_TOKENS"] = str(tokens)
     result = subprocess.run(
         [
-            ensure_wrk(),
+            ensure_tool("wrk"),
             f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds}s",

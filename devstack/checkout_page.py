@@ -61,6 +61,8 @@ def money(cents: int, currency: str) -> str:
 def describe(emulator: StripeEmulator, session: Json) -> tuple[str, str]:
     """(what is bought, what it costs) for a session, from its line items and metadata."""
     currency = str(session.get("currency") or "usd")
+    if session["mode"] == "setup":
+        return "A card saved for StudioX auto top-up", money(0, currency)
     if session["mode"] == "subscription":
         price = emulator.prices.get(session["_line_items"][0].get("price", ""), {})
         metadata = session.get("_subscription_data", {}).get("metadata", {}) or session.get(
@@ -93,6 +95,17 @@ def act(emulator: StripeEmulator, session_id: str, action: str) -> Outcome:
         raise CheckoutError(409, f"This Checkout Session is {session['status']}, not open")
     if action == "authenticate":
         return Outcome("requires_action", session_id, "Authentication required by your bank")
+    if session["mode"] == "setup":
+        # The card is saved; "decline" saves one that later off-session charges decline.
+        behaviour = "declined" if action in ("decline", "authenticate_fail") else "ok"
+        saved = emulator.complete_setup(session_id, behaviour)
+        return Outcome(
+            "paid",
+            session_id,
+            "Card saved",
+            redirect=success_url(session),
+            events=[e["id"] for e in saved],
+        )
     if action in ("decline", "authenticate_fail"):
         events = emulator.decline_checkout(session_id)
         message = DECLINED if action == "decline" else AUTH_FAILED

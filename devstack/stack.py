@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from devstack import observe, stripe_dev
 from devstack.dev_tokens import ensure_keypair
@@ -21,14 +21,28 @@ from services.kit.settings import SERVICE_NAMES, ServiceName, Settings, startup_
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLICA_PORT_STEP = 100
+MAX_WORKERS = 8
+
+
+def default_workers() -> int:
+    """One process per service per core: a Python process uses one core at most."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
 class StackSettings(Settings):
     state_dir: Path = Field(default=ROOT / ".state", validation_alias="STUDIOX_STATE_DIR")
     embedded_pg_port: int = 54329
     ready_timeout_seconds: float = 60.0
-    # Processes per service (`REPLICAS=2 make run`); the scheduler replicas elect one leader.
-    replicas: int = Field(default=1, ge=1, le=8)
+    # Processes per service (`SERVICE_WORKERS=2 make run`; REPLICAS is its older name), each on
+    # its own port and so its own Envoy endpoint (docs/DECISIONS.md); the scheduler's processes
+    # elect one leader. Default: one per core, at most 8 (the port layout: REPLICA_PORT_STEP
+    # blocks below the metrics ports at +1000).
+    replicas: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        le=MAX_WORKERS,
+        validation_alias=AliasChoices("SERVICE_WORKERS", "REPLICAS"),
+    )
     # Set by `dev run` for its children, which see the embedded server's URL as DATABASE_URL.
     embedded_pg: bool | None = Field(default=None, validation_alias="STUDIOX_EMBEDDED_PG")
     # `OBSERVE=1 make run`: metrics on every process and a Prometheus scraping them (observe.py).
@@ -39,6 +53,9 @@ class StackSettings(Settings):
     # STRIPE_SECRET_KEY; `dev run` sets it to 1 for its children (which then see a key).
     dev_stripe: bool | None = Field(default=None, validation_alias="STUDIOX_DEV_STRIPE")
     dev_stripe_port: int = Field(default=12111, validation_alias="STUDIOX_DEV_STRIPE_PORT")
+    # The local receiver of outbound webhooks (devstack/webhook_receiver.py): in development when
+    # WEBHOOK_ENDPOINTS is not set; the services deliver to it and it logs what arrives.
+    dev_webhooks_port: int = Field(default=12112, validation_alias="STUDIOX_DEV_WEBHOOKS_PORT")
 
     @property
     def uses_embedded_postgres(self) -> bool:
@@ -55,6 +72,14 @@ class StackSettings(Settings):
         keyless = not (self.stripe_secret_key and self.stripe_secret_key.get_secret_value())
         wanted = keyless if self.dev_stripe is None else self.dev_stripe
         return wanted and self.app_env == "development"
+
+    @property
+    def runs_dev_webhooks(self) -> bool:
+        return self.app_env == "development" and not self.webhook_endpoints
+
+    @property
+    def dev_webhooks_url(self) -> str:
+        return f"http://127.0.0.1:{self.dev_webhooks_port}/webhooks"
 
     @property
     def embedded(self) -> EmbeddedPostgres:
@@ -74,7 +99,7 @@ class Process:
 
 
 def studiox(*args: str) -> list[str]:
-    return [sys.executable, "-m", "services.cli", *args]
+    return [sys.executable, "-m", "studiox_cli", *args]
 
 
 def replica_endpoints(settings: StackSettings, service: ServiceName) -> list[str]:
@@ -104,6 +129,8 @@ def processes(settings: StackSettings) -> list[Process]:
         procs.append(Process("worker", studiox("worker", "--demo")))
     if settings.runs_dev_stripe:
         procs.append(Process("stripe", studiox("dev", "stripe")))
+    if settings.runs_dev_webhooks:
+        procs.append(Process("webhooks", studiox("dev", "webhooks")))
     return procs
 
 
@@ -125,7 +152,10 @@ def local_settings(process: str = "cli") -> StackSettings:
     the stack's processes where `make run` put them (the one way every command finds the stack).
     With DATABASE_URL and *_SERVICE_ADDR set, as in a deployment, those are used as they are."""
     settings = startup_settings(process, check_secrets=False, kind=StackSettings)
-    found = {**stack_addresses(settings), "embedded_pg": settings.uses_embedded_postgres}
+    # An address that is given is not second-guessed: no replica ports are derived from it.
+    derived = stack_addresses(settings).items()
+    found: dict[str, object] = {k: v for k, v in derived if k not in settings.model_fields_set}
+    found["embedded_pg"] = settings.uses_embedded_postgres
     # Copied before any cached property (the database URLs) is computed from the old value.
     return settings.model_copy(update=found)
 
@@ -139,6 +169,8 @@ def child_environment(settings: StackSettings) -> dict[str, str]:
     if settings.runs_dev_stripe:
         env["STUDIOX_DEV_STRIPE"] = "1"
         env.update(stripe_dev.service_environment(settings.dev_stripe_port))
+    if settings.runs_dev_webhooks:
+        env["WEBHOOK_ENDPOINTS"] = settings.dev_webhooks_url
     if settings.runs_demo_worker:
         # The worker claims for itself; a scheduler claiming too would hold tasks nobody works on
         # until their lease ran out. The scheduler keeps only the lease upkeep.
@@ -187,6 +219,16 @@ def run_gateway(settings: StackSettings) -> None:
 def run_prometheus(settings: StackSettings) -> None:
     endpoints = {name: replica_endpoints(settings, name) for name in SERVICE_NAMES}
     observe.run_prometheus(settings, settings.state_dir, endpoints)
+
+
+def run_dev_webhooks(settings: StackSettings) -> None:
+    from devstack import webhook_receiver
+    from services.kit.logs import configure_logging
+
+    configure_logging("webhooks", settings.log_level, settings.log_format)
+    webhook_receiver.run(
+        settings.dev_webhooks_port, settings.webhook_signing_secret.get_secret_value()
+    )
 
 
 def run_dev_stripe(settings: StackSettings) -> None:
@@ -252,6 +294,9 @@ def running_lines(settings: StackSettings, base: str) -> list[str]:
         ]
     elif settings.stripe_secret_key is not None:
         lines.append(f"  payments: Stripe at {settings.stripe_api_base or 'api.stripe.com'}")
+    if settings.webhook_endpoints or settings.runs_dev_webhooks:
+        to = ", ".join(settings.webhook_endpoints) or settings.dev_webhooks_url
+        lines.append(f"  webhooks: events delivered to {to} (log: webhooks; studiox webhooks list)")
     return lines
 
 
@@ -272,7 +317,7 @@ def banner(settings: StackSettings) -> int:
                 f"  StudioX is ready on {base} (healthy after {time.monotonic() - started:.1f}s)",
                 f"  health: {base}/health   plans: {base}/api/billing/plans",
                 f"  database: {database}   Envoy admin: http://127.0.0.1:{settings.envoy_admin_port}",
-                f"  replicas per service: {settings.replicas}",
+                f"  processes per service (SERVICE_WORKERS): {settings.replicas}",
                 *(
                     [f"  Prometheus (rules loaded): http://127.0.0.1:{observe.PROMETHEUS_PORT}"]
                     if settings.observe

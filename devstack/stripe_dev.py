@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -30,20 +30,20 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from devstack import checkout_page
+from devstack.http_server import QuietHandler, local_server
 from devstack.stripe_emulator import (
     PRICE_ENTERPRISE,
     PRICE_PRO,
     SECRET_KEY,
     WEBHOOK_SECRET,
     StripeEmulator,
+    answer_api,
     body_of,
-    parse_form,
     sign,
 )
 
 log = logging.getLogger("studiox.devstripe")
 
-DEFAULT_PORT = 12111
 WEBHOOK_PATH = "/api/billing/webhook"
 MAX_RETRY_SECONDS = 30.0
 TICK_SECONDS = 0.05
@@ -56,6 +56,8 @@ STORES = (
     "invoices",
     "payment_methods",
     "refunds",
+    "setup_intents",
+    "card_behaviour",
 )
 META_USER = "studiox_user_id"
 
@@ -174,8 +176,7 @@ class DevStripe:
         self.state_file = state_file
         self._stop = threading.Event()
         self._restore()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self.server.daemon_threads = True
+        self.server = local_server(_handler(self), port)
         self.url = api_base(self.server.server_address[1])
 
     # --- state ---
@@ -191,13 +192,17 @@ class DevStripe:
     def save(self) -> None:
         if self.state_file is None:
             return
-        with self.lock, self.forwarder.changed:
-            state = {name: getattr(self.emulator, name) for name in STORES}
-            state["undelivered"] = [d.event for d in self.forwarder.pending]
-            text = json.dumps(state)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.state_file)
+        # The whole save under the lock: the delivery thread and the request threads all save, and
+        # two at once would share the temporary file (the second replace finds it gone) or write
+        # an older snapshot over a newer one.
+        with self.lock:
+            with self.forwarder.changed:
+                state = {name: getattr(self.emulator, name) for name in STORES}
+                state["undelivered"] = [d.event for d in self.forwarder.pending]
+                text = json.dumps(state)
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.state_file)
 
     def _collect(self) -> bool:
         """Move the events the emulator queued to the forwarder (under the lock, so a snapshot
@@ -274,9 +279,12 @@ class DevStripe:
 
     def _deliver_forever(self) -> None:
         while not self._stop.is_set():
-            collected = self._collect()
-            if self.forwarder.deliver_due(time.monotonic()) or collected:
-                self.save()
+            try:
+                collected = self._collect()
+                if self.forwarder.deliver_due(time.monotonic()) or collected:
+                    self.save()
+            except Exception:  # one failed pass must not end delivery for good: the next retries
+                log.exception("webhook delivery pass failed")
             self._stop.wait(TICK_SECONDS)
 
     def serve_forever(self) -> None:
@@ -301,23 +309,12 @@ class DevStripe:
 
 
 def _handler(dev: DevStripe) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
+    class Handler(QuietHandler):
         def _serve(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
+            body = self.body()
             url = urlsplit(self.path)
             if url.path.startswith("/v1/"):
-                status, payload, replayed = dev.api(
-                    self.command,
-                    url.path,
-                    parse_form(body or url.query),
-                    self.headers.get("authorization", ""),
-                    self.headers.get("idempotency-key"),
-                )
-                self._send(status, payload, {"idempotent-replayed": "true"} if replayed else {})
+                answer_api(self, dev.api, body)
             elif url.path.startswith("/checkout/"):
                 self._checkout(url.path.removeprefix("/checkout/").strip("/"), body)
             elif url.path == "/_dev/advance-clock" and self.command == "POST":
@@ -381,17 +378,7 @@ def _handler(dev: DevStripe) -> type[BaseHTTPRequestHandler]:
         def _write(
             self, status: int, data: bytes, content_type: str, headers: dict[str, str]
         ) -> None:
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(data)))
-            self.send_header("cache-control", "no-store")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.write(status, data, content_type, {"cache-control": "no-store", **headers})
 
     return Handler
 

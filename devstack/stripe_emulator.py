@@ -18,14 +18,14 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from devstack.http_server import QuietHandler, local_server, serving
 from services.credit.domain import add_months
 
 API_VERSION = "2026-10-28.endive"
@@ -64,6 +64,29 @@ def sign(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = N
     t = int(time.time()) if timestamp is None else timestamp
     mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
+
+
+# Answers one Stripe API request: (method, path, params, authorization, idempotency key) ->
+# (status, body, replayed), StripeEmulator.handle's signature.
+ApiHandler = Callable[[str, str, Json, str, str | None], tuple[int, Json, bool]]
+
+
+def answer_api(request: QuietHandler, handle: ApiHandler, body: str) -> None:
+    """One Stripe API request over HTTP, as Stripe reads it (form-encoded parameters in the body or
+    the query, the key, the idempotency key) and answers it (JSON, `request-id`, and
+    `idempotent-replayed` for a replay); the emulator's server and the local Stripe both use it."""
+    url = urlsplit(request.path)
+    status, payload, replayed = handle(
+        request.command,
+        url.path,
+        parse_form(body or url.query),
+        request.headers.get("authorization", ""),
+        request.headers.get("idempotency-key"),
+    )
+    headers = {"request-id": f"req_{secrets.token_hex(6)}"}
+    if replayed:
+        headers["idempotent-replayed"] = "true"
+    request.send_json(status, payload, headers)
 
 
 def parse_form(body: str) -> Json:
@@ -130,6 +153,9 @@ class StripeEmulator:
         self.subscriptions: dict[str, Json] = {}
         self.invoices: dict[str, Json] = {}
         self.payment_methods: dict[str, str] = {}  # saved pm id -> customer id
+        # Saved cards that fail when charged: "declined" or "authentication_required".
+        self.card_behaviour: dict[str, str] = {}
+        self.setup_intents: dict[str, Json] = {}
         self.refunds: dict[str, Json] = {}
         # A succeeded PaymentIntent's Charge (its `latest_charge`), and disputes of charges.
         self.charges: dict[str, Json] = {}
@@ -140,53 +166,21 @@ class StripeEmulator:
         self._lock = threading.RLock()
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes: without this, Nagle's algorithm and
-            # delayed ACKs add ~40 ms to every kept-alive request.
-            disable_nagle_algorithm = True
-
+        class Handler(QuietHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                url = urlsplit(self.path)
-                status, payload, replayed = double.handle(
-                    self.command,
-                    url.path,
-                    parse_form(body or url.query),
-                    self.headers.get("authorization", ""),
-                    self.headers.get("idempotency-key"),
-                )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.send_header("request-id", f"req_{secrets.token_hex(6)}")
-                if replayed:
-                    self.send_header("idempotent-replayed", "true")
-                self.end_headers()
-                self.wfile.write(data)
+                answer_api(self, double.handle, self.body())
 
             do_GET = do_POST = do_DELETE = _serve
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = local_server(Handler)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # --- wiring ---
 
     @contextmanager
     def running(self) -> Iterator[StripeEmulator]:
-        thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(self._httpd):
             yield self
-        finally:
-            self._httpd.shutdown()
-            self._httpd.server_close()
 
     def close(self) -> None:
         """Release the listening socket when another server serves `handle()` (the dev stack)."""
@@ -261,18 +255,17 @@ class StripeEmulator:
             case ("GET", "checkout/sessions", []):
                 return self._list_sessions(params)
             case ("GET", "checkout/sessions", [sid]):
-                return self._get(self.sessions, "checkout.session", sid)
+                session = self._get(self.sessions, "checkout.session", sid)
+                return self._expanded(session, params, "setup_intent", self.setup_intents)
+            case ("GET", "setup_intents", [seti]):
+                return self._get(self.setup_intents, "setup_intent", seti)
             case ("POST", "checkout/sessions", [sid, "expire"]):
                 return self._expire_session(sid)
             case ("POST", "payment_intents", []):
                 return self._create_intent(params)
             case ("GET", "payment_intents", [pid]):
                 intent = self._get(self.intents, "payment_intent", pid)
-                if "latest_charge" in _expand(params) and intent.get("latest_charge"):
-                    intent["latest_charge"] = self._get(
-                        self.charges, "charge", intent["latest_charge"]
-                    )
-                return intent
+                return self._expanded(intent, params, "latest_charge", self.charges, "charge")
             case ("GET", "charges", [charge_id]):
                 return self._get(self.charges, "charge", charge_id)
             case ("GET", "disputes", []):
@@ -303,6 +296,15 @@ class StripeEmulator:
         if object_id not in store:
             raise not_found(kind, object_id)
         return {k: copy.deepcopy(v) for k, v in store[object_id].items() if not k.startswith("_")}
+
+    def _expanded(
+        self, obj: Json, params: Json, field: str, store: dict[str, Json], kind: str = ""
+    ) -> Json:
+        """`obj` with the id in `field` replaced by the object it names when the request asks
+        `expand[]=field`, as Stripe answers."""
+        if field in _expand(params) and obj.get(field):
+            obj[field] = self._get(store, kind or field, obj[field])
+        return obj
 
     def _expand_subscription(self, sub: Json, expand: set[str]) -> Json:
         if "latest_invoice" in expand and sub.get("latest_invoice") in self.invoices:
@@ -363,8 +365,10 @@ class StripeEmulator:
 
     def _create_session(self, params: Json) -> Json:
         mode = params.get("mode")
-        if mode not in ("payment", "subscription"):
+        if mode not in ("payment", "subscription", "setup"):
             raise StripeFailure(400, "invalid_request_error", "Invalid mode", param="mode")
+        if mode == "setup":
+            return self._create_setup_session(params)
         if not params.get("success_url"):
             raise StripeFailure(
                 400, "invalid_request_error", "Missing success_url", param="success_url"
@@ -493,6 +497,8 @@ class StripeEmulator:
                 code="resource_missing",
             )
         confirm = _bool(params.get("confirm"))
+        if confirm and pm in self.card_behaviour:
+            self._refuse_saved_card(customer, amount, params, pm)
         status = "requires_payment_method" if not pm else "requires_confirmation"
         intent = self._intent(
             amount=amount,
@@ -922,6 +928,102 @@ class StripeEmulator:
             if won:
                 events.append(self._queue("charge.dispute.funds_reinstated", dispute))
             return events
+
+    # --- saved cards (Checkout in setup mode) and off-session payments ---
+
+    def _create_setup_session(self, params: Json) -> Json:
+        if not params.get("success_url"):
+            raise StripeFailure(
+                400, "invalid_request_error", "Missing success_url", param="success_url"
+            )
+        customer = self._customer(params)
+        session_id = f"cs_test_{secrets.token_hex(12)}"
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": "setup",
+            "status": "open",
+            "payment_status": "no_payment_required",
+            "url": f"{self.checkout_url_base}/{session_id}",
+            "customer": customer,
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": params.get("metadata", {}),
+            "amount_total": None,
+            "currency": params.get("currency"),
+            "payment_intent": None,
+            "setup_intent": None,
+            "subscription": None,
+            "invoice": None,
+            "success_url": params["success_url"],
+            "cancel_url": params.get("cancel_url"),
+            "created": int(time.time()),
+            "expires_at": int(time.time()) + 86400,
+            "livemode": False,
+            "_setup_intent_data": params.get("setup_intent_data", {}),
+        }
+        self.sessions[session_id] = session
+        return self._public(session)
+
+    def complete_setup(self, session_id: str, behaviour: str = "ok") -> list[Json]:
+        """The customer saves a card on a setup-mode Checkout page; `behaviour` is how the card
+        answers later off-session charges ("ok", "declined", "authentication_required")."""
+        with self._lock:
+            session = self.sessions[session_id]
+            assert session["mode"] == "setup", session["mode"]
+            assert session["status"] == "open", session["status"]
+            pm = self.save_payment_method(session["customer"])
+            self.set_card_behaviour(pm, behaviour)
+            seti = {
+                "id": self._new_id("seti"),
+                "object": "setup_intent",
+                "customer": session["customer"],
+                "payment_method": pm,
+                "status": "succeeded",
+                "usage": "off_session",
+                "metadata": session["_setup_intent_data"].get("metadata", {}),
+                "created": int(time.time()),
+                "livemode": False,
+            }
+            self.setup_intents[seti["id"]] = seti
+            session["status"] = "complete"
+            session["setup_intent"] = seti["id"]
+            return [
+                self._queue("setup_intent.succeeded", seti),
+                self._queue("checkout.session.completed", self._public(session)),
+            ]
+
+    def set_card_behaviour(self, pm: str, behaviour: str) -> None:
+        assert behaviour in ("ok", "declined", "authentication_required"), behaviour
+        with self._lock:
+            if behaviour == "ok":
+                self.card_behaviour.pop(pm, None)
+            else:
+                self.card_behaviour[pm] = behaviour
+
+    def _refuse_saved_card(self, customer: str, amount: int, params: Json, pm: str) -> None:
+        """A saved card that fails: the PaymentIntent is left requiring a payment method, and the
+        answer is a card_error carrying it (off-session, authentication cannot happen)."""
+        code = self.card_behaviour[pm]
+        if code == "declined":
+            code = "card_declined"
+        intent = self._intent(
+            amount=amount,
+            customer=customer,
+            metadata=params.get("metadata", {}),
+            status="requires_payment_method",
+            pm=pm,
+        )
+        intent["last_payment_error"] = {"code": code, "type": "card_error"}
+        self._queue("payment_intent.payment_failed", intent)
+        raise StripeFailure(
+            402,
+            "card_error",
+            "Your card was declined."
+            if code == "card_declined"
+            else "This payment requires authentication.",
+            code=code,
+            payment_intent=copy.deepcopy(intent),
+        )
 
     def save_payment_method(self, customer_id: str) -> str:
         with self._lock:

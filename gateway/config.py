@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit
 
 from services.kit import tracing
@@ -29,6 +31,8 @@ PUBLIC_ROUTES: dict[str, str] = {
     "studiox.credit.v1.CreditAdminService": "credit",
     "studiox.task.v1.TaskService": "task",
     "studiox.billing.v1.BillingService": "billing",
+    "studiox.credit.v1.AlertService": "credit",
+    "studiox.billing.v1.AutoTopUpService": "billing",
 }
 
 
@@ -97,39 +101,40 @@ def from_settings(settings: Settings) -> GatewayConfig:
     )
 
 
-def read_methods(descriptor_path: Path) -> list[str]:
-    """`/package.Service/Method` of every public RPC bound to HTTP GET: reads, safe to retry."""
-    from google.api import annotations_pb2, http_pb2
+def _methods(descriptor_path: Path, services: Iterable[str]) -> Iterator[tuple[str, Any]]:
+    """`/package.Service/Method` and the method's descriptor of every RPC of `services`, in the
+    compiled protos' order."""
     from google.protobuf import descriptor_pb2
 
+    wanted = set(services)
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
-    found = []
     for file in files.file:
         for service in file.service:
             full = f"{file.package}.{service.name}"
-            if full not in PUBLIC_ROUTES:
-                continue
-            for method in service.method:
-                rule: http_pb2.HttpRule = method.options.Extensions[annotations_pb2.http]
-                if rule.get:
-                    found.append(f"/{full}/{method.name}")
-    return sorted(found)
+            if full in wanted:
+                for method in service.method:
+                    yield f"/{full}/{method.name}", method
+
+
+def read_methods(descriptor_path: Path) -> list[str]:
+    """`/package.Service/Method` of every public RPC bound to HTTP GET: reads, safe to retry."""
+    from google.api import annotations_pb2
+
+    return sorted(
+        path
+        for path, method in _methods(descriptor_path, PUBLIC_ROUTES)
+        if method.options.Extensions[annotations_pb2.http].get
+    )
 
 
 def route_stat_names(descriptor_path: Path) -> dict[str, str]:
     """`/package.Service/Method` of every public RPC (and the status check) -> the name its
     per-route stats carry (`task_CreateTask`: Envoy's `envoy_virtual_cluster` label)."""
-    from google.protobuf import descriptor_pb2
-
     clusters = {**PUBLIC_ROUTES, STATUS_SERVICE: "status"}
-    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
-    names = {}
-    for file in files.file:
-        for service in file.service:
-            full = f"{file.package}.{service.name}"
-            if full in clusters:
-                for method in service.method:
-                    names[f"/{full}/{method.name}"] = f"{clusters[full]}_{method.name}"
+    names = {
+        path: f"{clusters[path.split('/')[1]]}_{method.name}"
+        for path, method in _methods(descriptor_path, clusters)
+    }
     return dict(sorted(names.items()))
 
 

@@ -55,6 +55,8 @@ TAGS = {
     "studiox.credit.v1.CreditAdminService": "Admin",
     "studiox.task.v1.TaskService": "Tasks",
     "studiox.billing.v1.BillingService": "Billing",
+    "studiox.credit.v1.AlertService": "Alerts",
+    "studiox.billing.v1.AutoTopUpService": "Auto top-up",
     STATUS_SERVICE: "Health",
 }
 Json = dict[str, Any]

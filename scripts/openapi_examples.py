@@ -23,6 +23,28 @@ PROFILE = {
     "currentCredits": 10,
     "creditResetAt": RESET,
 }
+# services/task/pricing.py: video is priced by the seconds produced when a request names a duration.
+VIDEO_RULE = {
+    "base": 1,
+    "ratePerUnit": "1",
+    "unit": "seconds",
+    "inputField": "durationSeconds",
+    "maximum": 120,
+    "flatPrice": 5,
+}
+
+
+def flat_rule(price: int) -> dict[str, object]:
+    return {
+        "base": price,
+        "ratePerUnit": "0",
+        "unit": "",
+        "inputField": "",
+        "maximum": price,
+        "flatPrice": price,
+    }
+
+
 TASK = {
     "id": TASK_ID,
     "userId": USER,
@@ -30,7 +52,11 @@ TASK = {
     "status": "pending",
     "inputData": {"prompt": "a sunset over the sea", "durationSeconds": 8},
     "error": "",
-    "creditsCost": 5,
+    # video_generation naming durationSeconds: 1 + 1 per second reserved, settled on what was made.
+    "creditsCost": 9,
+    "creditsReserved": 9,
+    "usage": {},
+    "creditsUncharged": 0,
     "createdAt": CREATED,
     "updatedAt": CREATED,
 }
@@ -38,6 +64,8 @@ DONE_TASK = {
     **TASK,
     "status": "done",
     "outputData": {"videoUrl": "https://cdn.example.com/v/3f1c2a9e.mp4"},
+    "creditsCost": 8,
+    "usage": {"seconds": 6.5},
     "updatedAt": "2026-01-31T12:01:30.5Z",
     "completedAt": "2026-01-31T12:01:30.5Z",
 }
@@ -95,6 +123,17 @@ PROMO_ENTRY = {
     "owedDelta": 0,
 }
 
+AUTO_TOP_UP = {
+    "enabled": True,
+    "threshold": 20,
+    "packId": "credits_50",
+    "hasPaymentMethod": True,
+    "armed": True,
+    "failures": 0,
+    "disabledReason": "",
+    "setupUrl": "",
+}
+
 EXAMPLES: dict[str, dict[str, Any]] = {
     "getStatus": {
         "200": {
@@ -143,6 +182,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "grants": [ALLOWANCE_GRANT, PURCHASED_GRANT],
                 "bonusCredits": 0,
                 "owedCredits": 0,
+                "reservedCredits": 9,
+                "availableCredits": 25,
             },
         },
         "404": "Credit account not found; initialize the user first",
@@ -346,9 +387,24 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "200": {
             "success": True,
             "prices": [
-                {"type": "image_analysis", "cost": 1, "plans": ["free", "pro", "enterprise"]},
-                {"type": "video_generation", "cost": 5, "plans": ["free", "pro", "enterprise"]},
-                {"type": "advanced_editing", "cost": 3, "plans": ["pro", "enterprise"]},
+                {
+                    "type": "image_analysis",
+                    "cost": 1,
+                    "plans": ["free", "pro", "enterprise"],
+                    "rule": flat_rule(1),
+                },
+                {
+                    "type": "video_generation",
+                    "cost": 5,
+                    "plans": ["free", "pro", "enterprise"],
+                    "rule": VIDEO_RULE,
+                },
+                {
+                    "type": "advanced_editing",
+                    "cost": 3,
+                    "plans": ["pro", "enterprise"],
+                    "rule": flat_rule(3),
+                },
             ],
         }
     },
@@ -363,6 +419,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "availableCredits": 2,
             "planName": "free",
             "isUnlimited": False,
+            "rule": VIDEO_RULE,
         },
         "400": "Invalid task type: hologram. Valid types: image_analysis, video_generation, "
         "advanced_editing",
@@ -418,6 +475,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "grants": [PROMO_GRANT, ALLOWANCE_GRANT, PURCHASED_GRANT],
                 "bonusCredits": 20,
                 "owedCredits": 0,
+                "reservedCredits": 0,
+                "availableCredits": 45,
             },
             "grants": [PROMO_GRANT, ALLOWANCE_GRANT, PURCHASED_GRANT],
             "entries": [
@@ -429,5 +488,37 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             ],
         },
         "404": "Credit account not found",
+    },
+    "listAlerts": {
+        "200": {
+            "alerts": [
+                {
+                    "id": "42",
+                    "kind": "credits.low",
+                    "message": "Your balance fell below 10 credits",
+                    "balance": 4,
+                    "threshold": 10,
+                    "createdAt": CREATED,
+                }
+            ]
+        }
+    },
+    "setAlertThreshold": {
+        "request": {"threshold": 25, "usePlanDefault": False},
+        "200": {"threshold": 25, "planDefault": False},
+        "400": "threshold must be between 0 and 100000000",
+    },
+    "getAutoTopUp": {"200": {"autoTopUp": AUTO_TOP_UP}},
+    "putAutoTopUp": {
+        "request": {"enabled": True, "threshold": 20, "packId": "credits_50"},
+        "200": {
+            "autoTopUp": {
+                **AUTO_TOP_UP,
+                "hasPaymentMethod": False,
+                "armed": False,
+                "setupUrl": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
+            }
+        },
+        "400": "threshold must be between 1 and 1000000",
     },
 }

@@ -1,4 +1,4 @@
-from services.billing.api import build_spec
+from services.billing.wiring import build_spec
 from services.kit.main import run_service
 
 run_service("billing", build_spec)

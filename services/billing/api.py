@@ -5,22 +5,15 @@ from __future__ import annotations
 import grpc
 
 from services.billing.catalog import PriceCatalog
-from services.billing.config import BillingConfig
 from services.billing.domain import CreditPack, Payment, Plan
-from services.billing.fulfilment import Fulfilment, Ledger
 from services.billing.payments import Billing
-from services.billing.stripe_api import StripeApi
 from services.billing.webhooks import Webhooks
 from services.kit.access import Access
-from services.kit.auth import current_identity
-from services.kit.clients import ServiceChannels
-from services.kit.db import Database
+from services.kit.context import current_identity
 from services.kit.errors import InvalidInput
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import to_timestamp
-from services.kit.server import ServiceSpec
-from services.kit.settings import Settings
-from services.kit.spec import Registration, database_service
+from services.task.client import rule_to_proto
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 
 ACCESS = {
@@ -92,7 +85,12 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.ListPricesResponse(
             success=True,
             prices=[
-                billing_pb2.TaskPrice(type=p.type, cost=p.cost, plans=p.plans)
+                billing_pb2.TaskPrice(
+                    type=p.type,
+                    cost=p.cost,
+                    plans=p.plans,
+                    rule=rule_to_proto(p.rule) if p.rule else None,
+                )
                 for p in await self._prices.prices()
             ],
         )
@@ -179,35 +177,3 @@ class BillingInternalApi(billing_pb2_grpc.BillingInternalServiceServicer):
         return billing_pb2.GetPlanResponse(
             plan=plan_to_proto(await self._billing.plan(request.plan_id))
         )
-
-
-def build_spec(settings: Settings) -> ServiceSpec:
-    config = BillingConfig.from_settings(settings)
-    stripe = (
-        StripeApi(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
-        if settings.stripe_secret_key
-        else None
-    )
-
-    def servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
-        fulfilment = Fulfilment(db, Ledger(channels), stripe, config)
-        billing = Billing(db, Ledger(channels), fulfilment, stripe, config)
-        webhooks = Webhooks(db, fulfilment, config)
-        services = billing_pb2.DESCRIPTOR.services_by_name
-        return [
-            (
-                billing_pb2_grpc.add_BillingServiceServicer_to_server,
-                BillingApi(billing, webhooks, PriceCatalog(db, channels)),
-                services["BillingService"].full_name,
-            ),
-            (
-                billing_pb2_grpc.add_BillingInternalServiceServicer_to_server,
-                BillingInternalApi(billing),
-                services["BillingInternalService"].full_name,
-            ),
-        ]
-
-    spec = database_service("billing", settings, servicers, access=ACCESS)
-    if stripe is not None:
-        spec.on_stop = [*spec.on_stop, stripe.close]
-    return spec

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
 from services.kit.errors import InvalidInput
+from services.kit.features import feature_of
+from services.task.pricing import PriceRule
 
 FREE_PLAN = "free"
 # Subscription statuses under which the paid plan applies. past_due keeps the plan while Stripe
@@ -265,12 +267,23 @@ class TaskPrice:
     type: str
     cost: int
     plans: tuple[str, ...]
+    rule: PriceRule | None = None
 
 
-def task_prices(costs: Sequence[tuple[str, int]], plans: Sequence[Plan]) -> list[TaskPrice]:
-    """Each task type's cost and the plans whose features include it (the type is the feature)."""
+def task_prices(
+    costs: Sequence[tuple[str, int]],
+    plans: Sequence[Plan],
+    rules: Mapping[str, PriceRule] | None = None,
+) -> list[TaskPrice]:
+    """Each task type's cost (and price rule) and the plans whose features include the feature it
+    needs."""
     return [
-        TaskPrice(task_type, cost, tuple(p.id for p in plans if task_type in p.features))
+        TaskPrice(
+            task_type,
+            cost,
+            tuple(p.id for p in plans if feature_of(task_type) in p.features),
+            (rules or {}).get(task_type),
+        )
         for task_type, cost in costs
     ]
 

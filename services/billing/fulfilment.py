@@ -15,7 +15,6 @@ import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
-import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing import store, stripe_objects
@@ -44,10 +43,11 @@ from services.billing.domain import (
 )
 from services.billing.statements import BillingStore
 from services.billing.stripe_api import StripeApi, StripeObjectNotFound, StripeRefusedRequest
-from services.kit.clients import ServiceChannels, domain_error
+from services.credit.client import CreditClient
+from services.credit.domain import Category, PlanTerms
+from services.kit.clients import ServiceChannels
 from services.kit.db import Database
-from services.kit.errors import ErrorKind, NotConfigured, NotFound
-from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+from services.kit.errors import DomainError, ErrorKind, NotConfigured, NotFound
 
 log = logging.getLogger("studiox.billing")
 
@@ -56,81 +56,52 @@ NOT_CONFIGURED = "Payments are not configured"
 
 
 class Ledger:
-    """The credit service, as billing uses it."""
+    """The credit service, as billing uses it: purchases granted as `purchased` credits, plans
+    placed as terms, both under keys that name the payment or the plan change."""
 
     def __init__(self, channels: ServiceChannels) -> None:
-        self._stub = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
+        self._credit = CreditClient(channels, timeout=CREDIT_TIMEOUT_SECONDS)
 
     async def require_account(self, user_id: str) -> None:
         try:
-            await self._stub.GetAccount(
-                credit_pb2.GetAccountRequest(user_id=user_id), timeout=CREDIT_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as err:
-            error = domain_error(err)
+            await self._credit.account(user_id)
+        except DomainError as error:
             if error.kind is ErrorKind.NOT_FOUND:
-                raise NotFound("Credit account not found; initialize the user first") from err
-            raise error from err
+                raise NotFound("Credit account not found; initialize the user first") from error
+            raise
 
     async def grant(self, user_id: str, credits: int, key: str, reference: str) -> bool:
-        try:
-            reply = await self._stub.Grant(
-                credit_pb2.GrantRequest(
-                    user_id=user_id,
-                    amount=credits,
-                    bucket=credit_pb2.BUCKET_PURCHASED,
-                    idempotency_key=key,
-                    reference=reference,
-                    description=f"Purchased {credits} credits",
-                ),
-                timeout=CREDIT_TIMEOUT_SECONDS,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
-        return bool(reply.applied)
+        posted = await self._credit.grant(
+            user_id,
+            credits,
+            Category.PURCHASED,
+            key=key,
+            reference=reference,
+            description=f"Purchased {credits} credits",
+        )
+        return posted.applied
 
     async def clawback(
         self, user_id: str, key: str, credits: int, reference: str, description: str
     ) -> int:
         """Bring the credits taken back for the purchase granted under `key` to `credits` (a
         state: repeating it changes nothing); returns the credits taken back now in all."""
-        try:
-            reply = await self._stub.Clawback(
-                credit_pb2.ClawbackRequest(
-                    user_id=user_id,
-                    grant_key=key,
-                    clawed_credits=credits,
-                    reference=reference,
-                    description=description,
-                ),
-                timeout=CREDIT_TIMEOUT_SECONDS,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
-        return int(reply.clawed_credits)
+        clawed = await self._credit.clawback(
+            user_id, grant_key=key, target=credits, reference=reference, description=description
+        )
+        return clawed.clawed_credits
 
     async def set_plan(
         self, user_id: str, plan: Plan, key: str, period_end: datetime | None, *, paid: bool
     ) -> None:
         allowance, unlimited = plan_terms(plan, paid)
-        request = credit_pb2.SetPlanRequest(
-            user_id=user_id,
-            terms=credit_pb2.PlanTerms(
-                plan_name=plan.id,
-                monthly_allowance=allowance,
-                is_unlimited=unlimited,
-                features=plan.features,
-            ),
-            idempotency_key=key,
-            start_new_period=True,
-        )
+        terms = PlanTerms(plan.id, allowance, unlimited, plan.features)
         # A period already over (a very late event) gets the credit service's default period.
-        if period_end is not None and period_end > datetime.now(UTC) + timedelta(minutes=1):
-            request.period_end.FromDatetime(period_end)
-        try:
-            await self._stub.SetPlan(request, timeout=CREDIT_TIMEOUT_SECONDS)
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
+        if period_end is not None and period_end <= datetime.now(UTC) + timedelta(minutes=1):
+            period_end = None
+        await self._credit.set_plan(
+            user_id, terms, key=key, start_new_period=True, period_end=period_end
+        )
 
 
 def grant_key(payment: StripePayment) -> str:

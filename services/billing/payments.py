@@ -46,7 +46,7 @@ from services.billing.locks import KeyedLocks
 from services.billing.statements import BillingStore
 from services.billing.stripe_api import CardDeclined, StripeApi
 from services.billing.stripe_objects import OpenCheckout
-from services.kit.auth import Identity
+from services.kit.context import Identity
 from services.kit.db import Database
 from services.kit.errors import (
     DomainError,
@@ -428,6 +428,10 @@ class Billing:
 
     def _subscription(self, raw: Mapping[str, Any]) -> Subscription:
         return _read(lambda r: stripe_objects.subscription(r, self._config.price_plans), raw)
+
+    async def customer(self, identity: Identity) -> str:
+        """The user's Stripe customer (created once), for other use cases (auto top-up)."""
+        return await self._customer(self._require_stripe(), identity)
 
     async def _customer(self, stripe: StripeApi, identity: Identity) -> str:
         """The user's Stripe customer, created once: the creation's Idempotency-Key is the user's,

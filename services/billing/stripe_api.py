@@ -24,7 +24,11 @@ from stripe.params import (
     SubscriptionRetrieveParams,
     SubscriptionUpdateParams,
 )
-from stripe.params.checkout import SessionCreateParams, SessionListParams
+from stripe.params.checkout import (
+    SessionCreateParams,
+    SessionListParams,
+    SessionRetrieveParams,
+)
 
 from services.billing.domain import CreditPack
 from services.billing.stripe_objects import (
@@ -199,6 +203,56 @@ class StripeApi:
             "confirm": True,
             "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
             "description": f"StudioX {pack.name}",
+            "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
+        }
+        return await _call(
+            self._client.v1.payment_intents.create_async(params, {"idempotency_key": key})
+        )
+
+    async def checkout_setup(
+        self, *, customer_id: str, user_id: str, urls: ReturnUrls, key: str
+    ) -> dict[str, Any]:
+        """A Checkout Session in setup mode: the customer saves a card for off-session payments
+        (auto top-up)."""
+        params: SessionCreateParams = {
+            "mode": "setup",
+            "customer": customer_id,
+            "client_reference_id": user_id,
+            "currency": "usd",
+            "metadata": {META_USER: user_id, META_PURCHASE: "auto_top_up"},
+            "setup_intent_data": {"metadata": {META_USER: user_id}},
+            "success_url": urls.success,
+            "cancel_url": urls.cancel,
+        }
+        return await _call(
+            self._client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+        )
+
+    async def retrieve_setup_checkout(self, session_id: str) -> dict[str, Any]:
+        """A setup-mode Checkout Session with its SetupIntent expanded (the saved card)."""
+        params: SessionRetrieveParams = {"expand": ["setup_intent"]}
+        return await _call(self._client.v1.checkout.sessions.retrieve_async(session_id, params))
+
+    async def charge_off_session(
+        self,
+        *,
+        customer_id: str,
+        user_id: str,
+        pack: CreditPack,
+        payment_method_id: str,
+        order_ref: str,
+        key: str,
+    ) -> dict[str, Any]:
+        """An auto top-up: a PaymentIntent confirmed off-session with the saved card. A decline or
+        a card asking for authentication is a CardDeclined (Stripe answers both as card errors)."""
+        params: PaymentIntentCreateParams = {
+            "amount": pack.price_cents,
+            "currency": pack.currency,
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "off_session": True,
+            "description": f"StudioX {pack.name} (auto top-up)",
             "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
         }
         return await _call(

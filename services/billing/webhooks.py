@@ -37,6 +37,7 @@ class Outcome(Enum):
 
 
 Handler = Callable[[AsyncConnection, Event], Awaitable[Outcome]]
+SavedCard = Callable[[AsyncConnection, str], Awaitable[bool]]
 
 
 class Webhooks:
@@ -46,11 +47,14 @@ class Webhooks:
         fulfilment: Fulfilment,
         config: BillingConfig,
         records: BillingStore = store,
+        saved_card: SavedCard | None = None,
     ) -> None:
         self._db = db
         self._store = records
         self._fulfilment = fulfilment
         self._config = config
+        # Auto top-up's card saving (services.billing.autotopup), for setup-mode Checkouts.
+        self._saved_card = saved_card
         self._handlers: dict[str, Handler] = {
             "checkout.session.completed": self._checkout,
             "checkout.session.async_payment_succeeded": self._checkout,
@@ -122,6 +126,8 @@ class Webhooks:
         return Outcome.REFUSED
 
     async def _checkout(self, conn: AsyncConnection, event: Event) -> Outcome:
+        if event.object.get("mode") == "setup":
+            return await self._setup(conn, event)
         session = stripe_objects.checkout_payment(event.object)
         if session.mode == "payment":
             await self._fulfilment.confirm_purchase(conn, session)
@@ -131,6 +137,18 @@ class Webhooks:
             await self._fulfilment.sync_subscription(conn, session.customer_id, subscription_id)
             return Outcome.PROCESSED
         return Outcome.IGNORED
+
+    async def _setup(self, conn: AsyncConnection, event: Event) -> Outcome:
+        session_id = event.object.get("id")
+        if (
+            event.type != "checkout.session.completed"
+            or self._saved_card is None
+            or not isinstance(session_id, str)
+        ):
+            return Outcome.IGNORED
+        if not await self._saved_card(conn, session_id):
+            raise Refused(f"setup session {session_id[:40]} is not one of ours")
+        return Outcome.PROCESSED
 
     async def _checkout_failed(self, conn: AsyncConnection, event: Event) -> Outcome:
         session = stripe_objects.checkout_payment(event.object)

@@ -1,4 +1,4 @@
-from services.credit.api import build_spec
+from services.credit.wiring import build_spec
 from services.kit.main import run_service
 
 run_service("credit", build_spec)

@@ -12,7 +12,7 @@ import grpc
 from services.credit.api import credits_to_proto, entry_to_proto, grant_to_proto
 from services.credit.domain import admin_grant
 from services.credit.ledger import Ledger
-from services.kit.auth import current_identity
+from services.kit.context import current_identity
 from services.kit.errors import InvalidInput, NotFound
 from services.kit.proto_time import from_timestamp
 from services.kit.transport import set_http_status
@@ -94,7 +94,7 @@ async def show_account(
     live = [g for g in view.grants if g.is_live(datetime.now(UTC))]
     return credit_pb2.ShowAccountResponse(
         success=True,
-        credits=credits_to_proto(view.account, live),
+        credits=credits_to_proto(view.account, live, view.reserved),
         grants=[grant_to_proto(g, view.account, audit=True) for g in view.grants],
         entries=[
             credit_pb2.AuditEntry(entry=entry_to_proto(e), actor=e.actor, reason=e.reason)

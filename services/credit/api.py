@@ -25,16 +25,12 @@ from services.credit.domain import (
     validate_priority,
 )
 from services.credit.ledger import Ledger
+from services.credit.reservations import Reservations
 from services.kit.access import Access
-from services.kit.auth import current_identity
-from services.kit.clients import ServiceChannels
-from services.kit.db import Database
-from services.kit.errors import DomainError, InvalidInput, NotFound
+from services.kit.context import current_identity
+from services.kit.errors import InvalidInput, NotFound
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import from_timestamp, to_timestamp
-from services.kit.server import ServiceSpec
-from services.kit.settings import Settings
-from services.kit.spec import Registration, database_service
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
 # Support staff's API (services.credit.admin): a session with the admin role, never a user's.
@@ -55,7 +51,7 @@ _TYPES = {
     EntryKind.CLAWBACK: "clawback",
     EntryKind.REINSTATE: "reinstatement",
 }
-# Idempotency keys of the monthly reset's entries start with this (store.reset_due writes them).
+# Idempotency keys of the monthly reset's entries start with this (batch_store.reset_due writes them).
 _RESET_KEY_PREFIX = "reset:"
 _BUCKETS = {
     credit_pb2.BUCKET_ALLOWANCE: Category.ALLOWANCE,
@@ -123,8 +119,13 @@ def grant_to_proto(
     return message
 
 
-def credits_to_proto(account: Account, grants: Sequence[Grant] = ()) -> credit_pb2.Credits:
+def credits_to_proto(
+    account: Account, grants: Sequence[Grant] = (), reserved: int = 0
+) -> credit_pb2.Credits:
     return credit_pb2.Credits(
+        reserved_credits=reserved,
+        # Held credits were taken from the grants, so what is spendable is currentCredits.
+        available_credits=account.current_credits,
         grants=[grant_to_proto(g, account) for g in grants],
         bonus_credits=account.bonus_balance,
         owed_credits=account.owed,
@@ -150,7 +151,6 @@ PostingResponse = TypeVar(
 
 def _posting(response: type[PostingResponse], posting: Posting) -> PostingResponse:
     """Charge, refund and grant answer alike: the entry, the balance after it, whether applied."""
-    metrics.record(posting)
     return response(
         entry=entry_to_proto(posting.entry),
         remaining_credits=posting.remaining_credits,
@@ -175,7 +175,7 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
         if view is None:
             raise NotFound("Credit account not found; initialize the user first")
         return credit_pb2.GetCreditsResponse(
-            success=True, credits=credits_to_proto(view.account, view.grants)
+            success=True, credits=credits_to_proto(view.account, view.grants, view.reserved)
         )
 
     async def ListTransactions(
@@ -206,8 +206,9 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
 
 
 class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, reservations: Reservations) -> None:
         self._ledger = ledger
+        self._reservations = reservations
 
     async def Charge(
         self, request: credit_pb2.ChargeRequest, context: grpc.aio.ServicerContext
@@ -215,18 +216,15 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         _require_user(request.user_id)
         validate_amount(request.amount)
         validate_key(request.idempotency_key)
-        try:
-            posting = await self._ledger.charge(
-                user_id=request.user_id,
-                amount=request.amount,
-                key=request.idempotency_key,
-                reference=request.reference,
-                description=request.description,
-                feature=request.feature,
-            )
-        except DomainError as refusal:
-            metrics.REFUSED_CHARGES.labels(refusal.kind.value).inc()
-            raise
+        posting = await self._ledger.charge(
+            user_id=request.user_id,
+            amount=request.amount,
+            key=request.idempotency_key,
+            reference=request.reference,
+            description=request.description,
+            feature=request.feature,
+            hold=request.hold,
+        )
         return _posting(credit_pb2.ChargeResponse, posting)
 
     async def Refund(
@@ -320,8 +318,12 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         self, request: credit_pb2.VerifyLedgerRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.VerifyLedgerResponse:
         checked, differences = await self._ledger.verify()
+        held = await self._reservations.verify()
+        differences = [*differences, *held.differences]
         metrics.record_verification(len(differences))
         return credit_pb2.VerifyLedgerResponse(
+            open_reservations=held.open,
+            reserved_credits=held.held,
             accounts_checked=checked,
             differences=[
                 credit_pb2.LedgerDifference(
@@ -338,7 +340,9 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         view = await self._ledger.credits(request.user_id)
         if view is None:
             raise NotFound("Credit account not found")
-        return credit_pb2.GetAccountResponse(credits=credits_to_proto(view.account, view.grants))
+        return credit_pb2.GetAccountResponse(
+            credits=credits_to_proto(view.account, view.grants, view.reserved)
+        )
 
     async def Clawback(
         self, request: credit_pb2.ClawbackRequest, context: grpc.aio.ServicerContext
@@ -380,6 +384,28 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
             is_unlimited=account.terms.is_unlimited,
         )
 
+    async def Settle(
+        self, request: credit_pb2.SettleRequest, context: grpc.aio.ServicerContext
+    ) -> credit_pb2.SettleResponse:
+        _require_user(request.user_id)
+        validate_key(request.reservation_key)
+        validate_key(request.idempotency_key)
+        validate_amount(request.cost, allow_zero=True)
+        settled = await self._reservations.settle(
+            user_id=request.user_id,
+            reservation_key=request.reservation_key,
+            cost=request.cost,
+            key=request.idempotency_key,
+            description=request.description,
+        )
+        return credit_pb2.SettleResponse(
+            charged=settled.charged,
+            returned=settled.returned,
+            uncharged=settled.uncharged,
+            remaining_credits=settled.remaining_credits,
+            applied=settled.applied,
+        )
+
     # Support operations for `studiox credits`: the CLI names its actor.
 
     async def AdminGrantCredits(
@@ -410,31 +436,3 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
 def _require_user(user_id: str) -> None:
     if not user_id or len(user_id) > 128:
         raise InvalidInput("userId is required")
-
-
-def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
-    from services.credit import admin
-
-    ledger = Ledger(db)
-    services = credit_pb2.DESCRIPTOR.services_by_name
-    return [
-        (
-            credit_pb2_grpc.add_CreditServiceServicer_to_server,
-            CreditApi(ledger),
-            services["CreditService"].full_name,
-        ),
-        (
-            credit_pb2_grpc.add_CreditInternalServiceServicer_to_server,
-            CreditInternalApi(ledger),
-            services["CreditInternalService"].full_name,
-        ),
-        (
-            credit_pb2_grpc.add_CreditAdminServiceServicer_to_server,
-            admin.CreditAdminApi(ledger),
-            services["CreditAdminService"].full_name,
-        ),
-    ]
-
-
-def build_spec(settings: Settings) -> ServiceSpec:
-    return database_service("credit", settings, _servicers, access=ACCESS)

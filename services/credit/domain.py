@@ -583,3 +583,56 @@ def period_containing(anchor: datetime, moment: datetime) -> tuple[datetime, dat
 def days_until(moment: datetime, now: datetime) -> int:
     remaining = (moment - now) / timedelta(days=1)
     return max(0, math.ceil(remaining))
+
+
+# --- reservations: hold the most a piece of work can cost, settle what it measured ---
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a hold of `held` ends for work that measured `cost`: `charged` is kept (never above the
+    hold), `returned` goes back to the grants it came from, `uncharged` is what the work came to
+    above the hold (recorded, never taken)."""
+
+    charged: int
+    returned: int
+    uncharged: int
+
+
+def settlement(held: int, cost: int) -> Settlement:
+    if held < 0 or cost < 0:
+        raise InvalidInput("cost must not be negative")
+    charged = min(held, cost)
+    return Settlement(charged=charged, returned=held - charged, uncharged=cost - charged)
+
+
+# --- verification: what makes an account's balances disagree with its ledger ---
+
+
+@dataclass(frozen=True)
+class BucketSums:
+    allowance: int
+    purchased: int
+    bonus: int
+    owed: int
+
+
+def ledger_differences(
+    user_id: str, columns: BucketSums, *, entries: BucketSums, grants: BucketSums
+) -> list[LedgerDifference]:
+    """An account's balance columns against the sums of its entries and of its open grants (the
+    grants carry no debt: `grants.owed` is ignored). No bucket may be negative."""
+    found = []
+    if min(columns.allowance, columns.purchased, columns.bonus) < 0:
+        total = columns.allowance + columns.purchased + columns.bonus
+        posted = entries.allowance + entries.purchased + entries.bonus
+        found.append(LedgerDifference(user_id, "negative bucket", total, posted))
+    for name in ("allowance", "purchased", "bonus"):
+        column = getattr(columns, name)
+        if column != getattr(entries, name):
+            found.append(LedgerDifference(user_id, name, column, getattr(entries, name)))
+        if column != getattr(grants, name):
+            found.append(LedgerDifference(user_id, f"{name} grants", column, getattr(grants, name)))
+    if columns.owed != entries.owed:
+        found.append(LedgerDifference(user_id, "owed", columns.owed, entries.owed))
+    return found

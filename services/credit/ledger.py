@@ -4,19 +4,21 @@ A charge is one autocommit statement (store.charge). Everything else that moves 
 short transaction that locks the account row first, reads what it needs (the account's open
 grants, the entry a key names), decides with the rules in `domain`, and records one entry through
 store.post; the unique (user_id, idempotency_key) constraint still backs every key up. The monthly
-reset and grant expiry are set-based batches (store.reset_due, store.expire_due).
+reset and grant expiry are set-based batches (batch_store.reset_due, batch_store.expire_due).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import ParamSpec
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.credit import store
+from services.credit import batch_store, metrics, reservation_store, store
 from services.credit.domain import (
     ADMIN_CATEGORIES,
     DEFAULT_PRIORITY,
@@ -38,15 +40,20 @@ from services.credit.domain import (
     clawback_plan,
     ensure_same_request,
     quote,
-    refund_returns,
-    refund_split,
-    returned_grant,
+    refusal,
     settle_owed,
 )
+from services.credit.refunds import give_back
+from services.credit.statements import CreditStore, HoldStore
 from services.kit.db import Database
-from services.kit.errors import InvalidInput, InvalidState, NotFound
+from services.kit.errors import DomainError, InvalidInput, InvalidState, NotFound, Unavailable
 
 SHOW_ENTRIES = 50
+P = ParamSpec("P")
+# A refused charge is looked at again with a fresh snapshot; if the credits are there after all
+# (a grant committed while the charge waited for the account lock is invisible to its statement),
+# the charge is tried again.
+CHARGE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class AccountView:
     account: Account
     grants: list[Grant]
     entries: list[Entry]
+    # Credits held by open reservations (already taken from the grants above).
+    reserved: int = 0
 
 
 def live_view(account: Account, grants: Sequence[Grant], now: datetime) -> Account:
@@ -82,26 +91,82 @@ def live_view(account: Account, grants: Sequence[Grant], now: datetime) -> Accou
     )
 
 
+def _counted(
+    *, refusals: bool = False
+) -> Callable[[Callable[P, Awaitable[Posting]]], Callable[P, Awaitable[Posting]]]:
+    """Counts what a use case moved (services.credit.metrics), and with `refusals` what it
+    refused, by reason."""
+
+    def wrap(use_case: Callable[P, Awaitable[Posting]]) -> Callable[P, Awaitable[Posting]]:
+        @functools.wraps(use_case)
+        async def counted(*args: P.args, **kwargs: P.kwargs) -> Posting:
+            try:
+                posting = await use_case(*args, **kwargs)
+            except DomainError as refused:
+                if refusals:
+                    metrics.REFUSED_CHARGES.labels(refused.kind.value).inc()
+                raise
+            metrics.record(posting)
+            return posting
+
+        return counted
+
+    return wrap
+
+
 class Ledger:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, records: CreditStore = store, holds: HoldStore = reservation_store
+    ) -> None:
         self._db = db
+        self._store = records
+        self._holds = holds
 
     # --- charges and refunds ---
 
+    @_counted(refusals=True)
     async def charge(
-        self, *, user_id: str, amount: int, key: str, reference: str, description: str, feature: str
+        self,
+        *,
+        user_id: str,
+        amount: int,
+        key: str,
+        reference: str,
+        description: str,
+        feature: str,
+        hold: bool = False,
     ) -> Posting:
+        """One statement takes the credits (store.charge: the spending rule is in its SQL, see
+        there). When it takes nothing, the reason is read back: the key's first result (a repeat),
+        or the refusal `domain.refusal` names. With `hold`, a reservation:
+        services.credit.reservations settles or releases it."""
         async with self._db.autocommit() as conn:
-            return await store.charge(
-                conn,
-                user_id=user_id,
-                amount=amount,
-                key=key,
-                reference=reference,
-                description=description,
-                feature=feature,
-            )
+            for _ in range(CHARGE_ATTEMPTS):
+                entry = await self._store.charge(
+                    conn,
+                    user_id=user_id,
+                    amount=amount,
+                    key=key,
+                    reference=reference,
+                    description=description,
+                    feature=feature,
+                    hold=hold,
+                )
+                if entry is not None:
+                    return Posting(entry, entry.balance_after, applied=True)
+                existing = await self._store.find_entry(conn, user_id, key)
+                if existing is not None:
+                    ensure_same_request(existing, EntryKind.CHARGE, usage=amount)
+                    balance = await self._store.balance(conn, user_id)
+                    return Posting(existing, balance, applied=False)
+                account = await self._store.get_account(conn, user_id)
+                available = await self._store.live_balance(conn, user_id)
+                refused = refusal(account, available, amount, feature)
+                if refused is not None:
+                    raise refused
+        raise Unavailable("Credits are busy; please retry")
 
+    @_counted()
     async def refund(
         self, *, user_id: str, charge_key: str, amount: int, key: str, description: str
     ) -> Posting:
@@ -110,87 +175,24 @@ class Ledger:
         current: two refunds of one charge can never both take what is left."""
         now = datetime.now(UTC)
         async with self._db.transaction() as conn:
-            account = await _locked(conn, user_id)
-            existing = await store.find_entry(conn, user_id, key)
+            account = await _locked(conn, user_id, self._store)
+            existing = await self._store.find_entry(conn, user_id, key)
             if existing is not None:
                 ensure_same_request(existing, EntryKind.REFUND)
                 return Posting(existing, account.current_credits, applied=False)
-            charged = await store.find_entry(conn, user_id, charge_key)
+            charged = await self._store.find_entry(conn, user_id, charge_key)
             if charged is None or charged.kind is not EntryKind.CHARGE:
                 raise NotFound("Charge not found")
-            refunded_a, refunded_p, refunded_usage = await store.refunded_of(conn, charged.id)
-            left_usage = charged.usage - refunded_usage
-            if left_usage <= 0:
-                raise InvalidState("Charge already refunded")
-            # A charge that took no credits (an unlimited plan's) gives back usage only; one that
-            # took credits gives them back even if the plan became unlimited since.
-            if charged.amount == 0:
-                back_usage = left_usage if amount == 0 else min(amount, left_usage)
-                entry = await store.post(
-                    conn,
-                    user_id=user_id,
-                    kind=EntryKind.REFUND,
-                    key=key,
-                    changes=[],
-                    usage=-back_usage,
-                    used_delta=-back_usage,
-                    reference=charged.reference,
-                    description=description,
-                    refund_of=charged.id,
-                )
-                return Posting(entry, entry.balance_after, applied=True)
-            sources = await self._refund_sources(conn, charged, amount, (refunded_a, refunded_p))
-            changes: list[Change] = []
-            shares: list[tuple[int | None, Category, int]] = []
-            for source, category, back in sources:
-                target = source
-                if source is None or not source.is_open:
-                    target = await store.create_grant(
-                        conn,
-                        user_id,
-                        returned_grant(source, category, back, now),
-                        source_key=f"{key}:{source.id if source else category.value}",
-                    )
-                assert target is not None
-                changes.append(Change(target, back))
-                shares.append((source.id if source else None, category, back))
-            total = sum(c.delta for c in changes)
-            settled = settle_owed(account.owed, total)
-            entry = await store.post(
-                conn,
-                user_id=user_id,
-                kind=EntryKind.REFUND,
-                key=key,
-                changes=_less(changes, settled),
-                owed_delta=-settled,
-                usage=-total,
-                used_delta=-total,
-                reference=charged.reference,
-                description=description,
-                refund_of=charged.id,
+            entry = await give_back(
+                conn, account, charged, amount, key, description, now, records=self._store
             )
-            await store.record_refund_shares(conn, charged.id, entry.id, shares)
+            # Refunding a reservation releases it (failures and cancellations).
+            await self._holds.release(conn, charged.id)
         return Posting(entry, entry.balance_after, applied=True)
-
-    @staticmethod
-    async def _refund_sources(
-        conn: AsyncConnection, charged: Entry, amount: int, refunded: tuple[int, int]
-    ) -> list[tuple[Grant | None, Category, int]]:
-        """(source grant, its category, credits back) for a refund of `amount` (0: all that is
-        left). A charge made before grants existed has no grants: its buckets stand in."""
-        if not charged.grants:
-            back_a, back_p = refund_split(
-                -charged.allowance_delta, -charged.purchased_delta, *refunded, amount
-            )
-            parts = ((Category.PURCHASED, back_p), (Category.ALLOWANCE, back_a))
-            return [(None, category, n) for category, n in parts if n > 0]
-        left = await store.left_of_charge(conn, charged.id)
-        grants = await store.grants_by_id(conn, list(left))
-        returns = refund_returns([(grants[g], n) for g, n in left.items()], amount)
-        return [(grant, grant.category, n) for grant, n in returns]
 
     # --- grants ---
 
+    @_counted()
     async def grant(
         self,
         *,
@@ -204,8 +206,8 @@ class Ledger:
         priority: int | None = None,
     ) -> Posting:
         async with self._db.transaction() as conn:
-            account = await _locked(conn, user_id)
-            existing = await store.find_entry(conn, user_id, key)
+            account = await _locked(conn, user_id, self._store)
+            existing = await self._store.find_entry(conn, user_id, key)
             if existing is not None:
                 ensure_same_request(existing, EntryKind.GRANT)
                 return Posting(existing, account.current_credits, applied=False)
@@ -217,7 +219,12 @@ class Ledger:
                 reference,
             )
             entry = await _add_grant(
-                conn, account, new, key=key, description=description or _describe(new)
+                conn,
+                account,
+                new,
+                key=key,
+                description=description or _describe(new),
+                records=self._store,
             )
         return Posting(entry, entry.balance_after, applied=True)
 
@@ -226,11 +233,11 @@ class Ledger:
         one (and is refused for another request)."""
         key = f"admin:{client_key}" if client_key else f"admin:{uuid.uuid4().hex}"
         async with self._db.transaction() as conn:
-            account = await _locked(conn, request.user_id)
-            existing = await store.find_entry(conn, request.user_id, key)
+            account = await _locked(conn, request.user_id, self._store)
+            existing = await self._store.find_entry(conn, request.user_id, key)
             if existing is not None:
                 ensure_same_request(existing, EntryKind.GRANT)
-                first = await store.grant_by_key(conn, request.user_id, key)
+                first = await self._store.grant_by_key(conn, request.user_id, key)
                 if first is None or (first.category, first.amount) != (
                     request.category,
                     request.amount,
@@ -246,6 +253,7 @@ class Ledger:
                 description=_describe(new),
                 actor=request.actor,
                 reason=request.reason,
+                records=self._store,
             )
         return Posting(entry, entry.balance_after, applied=True)
 
@@ -255,21 +263,21 @@ class Ledger:
         reason = check_reason(reason)
         key = f"admin:{client_key}" if client_key else f"void:{grant_id}"
         async with self._db.transaction() as conn:
-            found = await store.grant_by_id(conn, grant_id)
+            found = await self._store.grant_by_id(conn, grant_id)
             if found is None:
                 raise NotFound("Grant not found")
-            account = await _locked(conn, found.user_id)
-            existing = await store.find_entry(conn, found.user_id, key)
+            account = await _locked(conn, found.user_id, self._store)
+            existing = await self._store.find_entry(conn, found.user_id, key)
             if existing is not None:
                 ensure_same_request(existing, EntryKind.VOID)
                 return Posting(existing, account.current_credits, applied=False)
-            grant = await store.grant_by_id(conn, grant_id)
+            grant = await self._store.grant_by_id(conn, grant_id)
             assert grant is not None
             if grant.category not in ADMIN_CATEGORIES:
                 raise InvalidInput("Only promotional and compensation grants can be voided")
             if not grant.is_open:
                 raise InvalidState(f"Grant is already closed ({_closed(grant)})")
-            entry = await store.post(
+            entry = await self._store.post(
                 conn,
                 user_id=grant.user_id,
                 kind=EntryKind.VOID,
@@ -291,25 +299,25 @@ class Ledger:
         or dispute finds the target reached and changes nothing."""
         now = datetime.now(UTC)
         async with self._db.transaction() as conn:
-            account = await _locked(conn, user_id)
-            grant = await store.grant_by_key(conn, user_id, grant_key)
+            account = await _locked(conn, user_id, self._store)
+            grant = await self._store.grant_by_key(conn, user_id, grant_key)
             if grant is None:
                 raise NotFound("Grant not found")
             plan = clawback_plan(
-                grant, await store.open_grants(conn, user_id), account.owed, target, now
+                grant, await self._store.open_grants(conn, user_id), account.owed, target, now
             )
             wanted = min(max(target, 0), grant.amount)
             if wanted == grant.clawed:
                 return Clawback(None, False, grant.clawed, account.owed, account.current_credits)
             changes = list(plan.changes)
             if plan.new_grant is not None:
-                returned = await store.create_grant(
+                returned = await self._store.create_grant(
                     conn, user_id, plan.new_grant, source_key=f"reinstate:{grant.id}:{wanted}"
                 )
                 changes.append(Change(returned, plan.new_grant.amount))
             prefix = f"clawback:{grant.id}:"
-            sequence = await store.count_entries(conn, user_id, prefix) + 1
-            entry = await store.post(
+            sequence = await self._store.count_entries(conn, user_id, prefix) + 1
+            entry = await self._store.post(
                 conn,
                 user_id=user_id,
                 kind=EntryKind.CLAWBACK if wanted > grant.clawed else EntryKind.REINSTATE,
@@ -319,7 +327,7 @@ class Ledger:
                 reference=reference,
                 description=description,
             )
-            await store.set_clawed(conn, grant.id, wanted)
+            await self._store.set_clawed(conn, grant.id, wanted)
             owed = account.owed + plan.owed_delta
         return Clawback(entry, True, wanted, owed, entry.balance_after)
 
@@ -338,21 +346,24 @@ class Ledger:
         """The account's terms; with a new period, the open allowance expires and the plan's
         allowance is granted, both as entries keyed by `key`."""
         async with self._db.transaction() as conn:
-            created = await store.create_account(conn, user_id, terms)
-            account = await _locked(conn, user_id)
-            if not created and await store.find_entry(conn, user_id, f"{key}:grant") is not None:
+            created = await self._store.create_account(conn, user_id, terms)
+            account = await _locked(conn, user_id, self._store)
+            if (
+                not created
+                and await self._store.find_entry(conn, user_id, f"{key}:grant") is not None
+            ):
                 return account, False
-            await store.set_terms(conn, user_id, terms)
+            await self._store.set_terms(conn, user_id, terms)
             if start_new_period or created:
                 await self._start_period(
                     conn, account, terms, key, period_end or add_months(now, 1), now
                 )
-            updated = await store.get_account(conn, user_id)
+            updated = await self._store.get_account(conn, user_id)
         assert updated is not None
         return updated, True
 
-    @staticmethod
     async def _start_period(
+        self,
         conn: AsyncConnection,
         account: Account,
         terms: PlanTerms,
@@ -362,11 +373,11 @@ class Ledger:
     ) -> None:
         allowance = [
             g
-            for g in await store.open_grants(conn, account.user_id)
+            for g in await self._store.open_grants(conn, account.user_id)
             if g.category is Category.ALLOWANCE
         ]
         if account.allowance_balance > 0:
-            await store.post(
+            await self._store.post(
                 conn,
                 user_id=account.user_id,
                 kind=EntryKind.EXPIRY,
@@ -375,17 +386,23 @@ class Ledger:
                 description="Unused allowance expired (plan change)",
             )
         elif allowance:
-            await store.close_grants(conn, [g.id for g in allowance], CloseReason.RESET)
+            await self._store.close_grants(conn, [g.id for g in allowance], CloseReason.RESET)
         fresh = 0 if terms.is_unlimited else terms.monthly_allowance
         description = f"{terms.plan_name} plan allowance"
         if fresh > 0:
             new = NewGrant(Category.ALLOWANCE, fresh, DEFAULT_PRIORITY[Category.ALLOWANCE], None)
             await _add_grant(
-                conn, account, new, key=f"{key}:grant", description=description, effective_at=now
+                conn,
+                account,
+                new,
+                key=f"{key}:grant",
+                description=description,
+                effective_at=now,
+                records=self._store,
             )
         else:
             # Still recorded: the entry is what makes a repeat of this plan change a no-op.
-            await store.post(
+            await self._store.post(
                 conn,
                 user_id=account.user_id,
                 kind=EntryKind.GRANT,
@@ -393,68 +410,74 @@ class Ledger:
                 changes=[],
                 description=description,
             )
-        await store.start_period(conn, account.user_id, now, period_end)
+        await self._store.start_period(conn, account.user_id, now, period_end)
 
     async def reset_due(self, *, as_of: datetime, batch_size: int) -> tuple[int, bool]:
         async with self._db.transaction() as conn:
-            return await store.reset_due(conn, as_of=as_of, batch_size=batch_size)
+            return await batch_store.reset_due(conn, as_of=as_of, batch_size=batch_size)
 
     async def expire_due(self, *, as_of: datetime, batch_size: int) -> tuple[int, int, bool]:
         async with self._db.transaction() as conn:
-            return await store.expire_due(conn, as_of=as_of, batch_size=batch_size)
+            return await batch_store.expire_due(conn, as_of=as_of, batch_size=batch_size)
 
     async def verify(self) -> tuple[int, list[LedgerDifference]]:
         async with self._db.transaction() as conn:
-            return await store.verify(conn)
+            return await batch_store.verify(conn)
 
     # --- reads ---
 
     async def account(self, user_id: str) -> Account | None:
         async with self._db.autocommit() as conn:
-            return await store.get_account(conn, user_id)
+            return await self._store.get_account(conn, user_id)
 
     async def credits(self, user_id: str) -> AccountView | None:
         """The account as its owner sees it: live grants and their balances."""
         now = datetime.now(UTC)
         async with self._db.transaction() as conn:
-            account = await store.get_account(conn, user_id)
+            account = await self._store.get_account(conn, user_id)
             if account is None:
                 return None
             grants = [
-                g for g in await store.open_grants(conn, user_id) if g.is_live(now) and g.remaining
+                g
+                for g in await self._store.open_grants(conn, user_id)
+                if g.is_live(now) and g.remaining
             ]
-        return AccountView(live_view(account, grants, now), grants, [])
+            reserved = await self._holds.held_by(conn, user_id)
+        return AccountView(live_view(account, grants, now), grants, [], reserved)
 
     async def show(self, user_id: str) -> AccountView:
         """Everything support needs: balances, every grant (closed ones too), recent entries with
         their actor and reason."""
         now = datetime.now(UTC)
         async with self._db.transaction() as conn:
-            account = await store.get_account(conn, user_id)
+            account = await self._store.get_account(conn, user_id)
             if account is None:
                 raise NotFound("Credit account not found")
-            grants = await store.list_grants(conn, user_id, include_closed=True)
-            entries = await store.list_entries(conn, user_id, limit=SHOW_ENTRIES, before_id=None)
-        return AccountView(live_view(account, grants, now), grants, list(entries))
+            grants = await self._store.list_grants(conn, user_id, include_closed=True)
+            entries = await self._store.list_entries(
+                conn, user_id, limit=SHOW_ENTRIES, before_id=None
+            )
+            reserved = await self._holds.held_by(conn, user_id)
+        return AccountView(live_view(account, grants, now), grants, list(entries), reserved)
 
     async def transactions(
         self, user_id: str, *, limit: int, before_id: int | None
     ) -> Sequence[Entry]:
         async with self._db.autocommit() as conn:
-            return await store.list_entries(conn, user_id, limit=limit, before_id=before_id)
+            return await self._store.list_entries(conn, user_id, limit=limit, before_id=before_id)
 
     async def quote(self, *, user_id: str, amount: int, feature: str) -> tuple[Account, Quote]:
         """Whether a charge would be taken now, by the charge's own rule, without charging."""
         async with self._db.transaction() as conn:
-            account = await store.get_account(conn, user_id)
+            account = await self._store.get_account(conn, user_id)
             if account is None:
                 raise NotFound("Credit account not found; initialize the user first")
-            available = await store.live_balance(conn, user_id)
+            available = await self._store.live_balance(conn, user_id)
         return account, quote(account, available, amount, feature)
 
 
-async def _locked(conn: AsyncConnection, user_id: str) -> Account:
-    account = await store.get_account(conn, user_id, for_update=True)
+async def _locked(conn: AsyncConnection, user_id: str, records: CreditStore) -> Account:
+    account = await records.get_account(conn, user_id, for_update=True)
     if account is None:
         raise NotFound("Credit account not found")
     return account
@@ -470,16 +493,17 @@ async def _add_grant(
     actor: str = "",
     reason: str = "",
     effective_at: datetime | None = None,
+    records: CreditStore = store,
 ) -> Entry:
     """A new grant and the entry that creates it. What the account owes is settled first: the
     grant starts with its amount less the debt it paid."""
     settled = settle_owed(account.owed, new.amount)
-    grant = await store.create_grant(
+    grant = await records.create_grant(
         conn, account.user_id, new, source_key=key, effective_at=effective_at
     )
     if settled:
         description += f" ({settled} settled what was owed)"
-    return await store.post(
+    return await records.post(
         conn,
         user_id=account.user_id,
         kind=EntryKind.GRANT,
@@ -491,17 +515,6 @@ async def _add_grant(
         actor=actor,
         reason=reason,
     )
-
-
-def _less(changes: Sequence[Change], settled: int) -> list[Change]:
-    """`changes` (credits coming in) less `settled` of them, taken from the grants spent first."""
-    out = []
-    left = settled
-    for change in sorted(changes, key=lambda c: c.grant.order_key()):
-        cut = min(change.delta, left)
-        left -= cut
-        out.append(Change(change.grant, change.delta - cut, change.close))
-    return out
 
 
 def _describe(new: NewGrant) -> str:

@@ -15,8 +15,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt import PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
+from services.kit.context import Identity
 from services.kit.errors import Unauthenticated, Unavailable
 from services.kit.settings import Settings
 
@@ -37,29 +36,6 @@ TOKEN_CACHE_SIZE = 10_000
 JWKS_CACHE_SECONDS = 300
 DEV_KID = "studiox-dev"
 DEV_ISSUER = "https://dev.studiox.local"
-
-
-@dataclass(frozen=True)
-class Identity:
-    user_id: str
-    email: str | None = None
-    name: str | None = None
-    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-_identity: ContextVar[Identity | None] = ContextVar("identity", default=None)
-
-
-def current_identity() -> Identity:
-    """The authenticated caller of the current RPC (set by the server interceptor)."""
-    identity = _identity.get()
-    if identity is None:
-        raise Unauthenticated()
-    return identity
-
-
-def set_identity(identity: Identity | None) -> None:
-    _identity.set(identity)
 
 
 def bearer_token(metadata: dict[str, str]) -> str:

@@ -4,16 +4,16 @@ downstream errors turned back into domain errors."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from services.kit import tracing
 from services.kit.access import INTERNAL_TOKEN_HEADER
 from services.kit.context import current_request_id
-from services.kit.errors import DomainError, ErrorKind, Unavailable
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import domain_error
 from services.kit.settings import ServiceName, Settings
+from services.kit.transport import RECONNECT_OPTIONS
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -59,9 +59,7 @@ class ServiceChannels:
                 options=[
                     ("grpc.keepalive_time_ms", 30_000),
                     ("grpc.keepalive_permit_without_calls", 0),
-                    ("grpc.initial_reconnect_backoff_ms", 100),
-                    ("grpc.min_reconnect_backoff_ms", 100),
-                    ("grpc.max_reconnect_backoff_ms", 1_000),
+                    *RECONNECT_OPTIONS,
                     ("grpc.lb_policy_name", "round_robin"),
                 ],
             )
@@ -74,14 +72,34 @@ class ServiceChannels:
         self._channels.clear()
 
 
-def domain_error(error: grpc.aio.AioRpcError) -> DomainError:
-    """The domain error a downstream service raised, so it reaches our caller unchanged (same kind
-    and message); transport failures and unexpected statuses become Unavailable."""
-    reason = reason_of(error)
+Reply = TypeVar("Reply")
+
+
+async def call(method: Callable[..., Awaitable[Reply]], request: Any, *, deadline: float) -> Reply:
+    """One call of a generated stub's `method` within `deadline` seconds; a failure comes back as
+    the domain error it stands for (`domain_error`). The typed clients (`services/<svc>/client.py`)
+    make every call through here, so errors are mapped in one place."""
     try:
-        kind = ErrorKind(reason)
-    except ValueError:
-        return Unavailable("A dependency is unavailable")
-    remote = DomainError(error.details() or kind.value)
-    remote.kind = kind
-    return remote
+        return await method(request, timeout=deadline)
+    except grpc.aio.AioRpcError as err:
+        raise domain_error(err) from err
+
+
+class ServiceClient:
+    """Base of the typed clients (`services/<svc>/client.py`): the one deadline of all their calls,
+    and the channel to `service`, looked up on use (a gRPC aio channel belongs to the event loop it
+    was opened in, and clients are often built before the service's loop runs)."""
+
+    service: ServiceName
+
+    def __init__(
+        self, channels: ServiceChannels, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> None:
+        self._channels = channels
+        self.timeout = timeout
+
+    def _channel(self) -> grpc.aio.Channel:
+        return self._channels.channel(self.service)
+
+    async def _call(self, method: Callable[..., Awaitable[Reply]], request: Any) -> Reply:
+        return await call(method, request, deadline=self.timeout)

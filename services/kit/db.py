@@ -1,4 +1,4 @@
-"""Async SQLAlchemy engine and sessions: one session, one transaction, per unit of work."""
+"""The async SQLAlchemy engine (Core only): one connection, one transaction, per unit of work."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -41,15 +39,7 @@ class Database:
             # Calendar arithmetic in SQL (monthly resets) must agree with Python's UTC datetimes.
             connect_args={"options": "-c TimeZone=UTC"},
         )
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         tracing.instrument_engine(self.engine)  # statements as spans, when tracing is configured
-
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """An ORM session inside one transaction: committed when the block ends, rolled back on
-        error."""
-        async with self._sessions() as session, session.begin():
-            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -1,9 +1,19 @@
-"""Domain errors: plain exceptions raised by rules and stores, mapped to gRPC in one place
-(services.kit.grpc_errors) and to HTTP by the gateway."""
+"""Errors, in one place: the domain errors (plain exceptions raised by rules and stores), the gRPC
+status each becomes on the way out (`status_for`, with google.rpc.ErrorInfo), and the domain error
+a downstream service's status stands for on the way back in (`domain_error`). The gateway maps the
+same reasons to HTTP (gateway/error_shaping.lua).
+
+Besides the standard `grpc-status-details-bin`, the reason is sent as the `x-error-reason` trailer
+so the gateway (a Lua filter without protobuf) can pick the HTTP status.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 # An error's message and each metadata value travel in gRPC trailers (grpc-message,
 # grpc-status-details-bin) on a connection the gateway shares between users: an oversized trailer
@@ -18,10 +28,8 @@ class ErrorKind(Enum):
     PERMISSION_DENIED = "PERMISSION_DENIED"
     NOT_FOUND = "NOT_FOUND"
     INVALID_STATE = "INVALID_STATE"
-    ALREADY_EXISTS = "ALREADY_EXISTS"
     INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
     FEATURE_NOT_IN_PLAN = "FEATURE_NOT_IN_PLAN"
-    RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"
     NOT_CONFIGURED = "NOT_CONFIGURED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
@@ -81,10 +89,6 @@ class InvalidState(DomainError):
     kind = ErrorKind.INVALID_STATE
 
 
-class AlreadyExists(DomainError):
-    kind = ErrorKind.ALREADY_EXISTS
-
-
 class InsufficientCredits(DomainError):
     kind = ErrorKind.INSUFFICIENT_CREDITS
 
@@ -98,13 +102,75 @@ class InsufficientCredits(DomainError):
         self.available = available
 
 
-class RateLimited(DomainError):
-    kind = ErrorKind.RATE_LIMITED
-
-
 class Unavailable(DomainError):
     kind = ErrorKind.UNAVAILABLE
 
 
 class NotConfigured(DomainError):
     kind = ErrorKind.NOT_CONFIGURED
+
+
+# --- to and from gRPC statuses ---------------------------------------------------------------------
+
+ERROR_DOMAIN = "studiox.dev"
+REASON_TRAILER = "x-error-reason"
+
+GRPC_CODES: dict[ErrorKind, grpc.StatusCode] = {
+    ErrorKind.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.PAYLOAD_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.FEATURE_NOT_IN_PLAN: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.INVALID_STATE: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.INSUFFICIENT_CREDITS: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.NOT_CONFIGURED: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def message_for(error: DomainError) -> str:
+    """The status message (grpc-message) of a domain error, bounded whatever was put in it."""
+    return bounded(error.message, MAX_MESSAGE_BYTES)
+
+
+def status_for(error: DomainError) -> tuple[grpc.StatusCode, tuple[tuple[str, str | bytes], ...]]:
+    """gRPC code and trailing metadata (rich status + reason) for a domain error. Message and
+    metadata are bounded (DomainError does so too; this also covers attributes set afterwards), so
+    no request can make a trailer large enough to break the shared connection it travels on."""
+    code = GRPC_CODES[error.kind]
+    metadata = {
+        key[:64]: bounded(str(value), MAX_METADATA_VALUE_BYTES)
+        for key, value in list(error.metadata.items())[:16]
+    }
+    info = error_details_pb2.ErrorInfo(
+        reason=error.kind.value, domain=ERROR_DOMAIN, metadata=metadata
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=message_for(error), details=[detail])
+    trailers: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        (REASON_TRAILER, error.kind.value),
+    )
+    return code, trailers
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> str | None:
+    """The ErrorInfo reason a downstream service sent, for re-raising it as a domain error."""
+    for key, value in error.trailing_metadata() or ():
+        if key == REASON_TRAILER:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+def domain_error(error: grpc.aio.AioRpcError) -> DomainError:
+    """The domain error a downstream service raised, so it reaches our caller unchanged (same kind
+    and message); transport failures and unexpected statuses become Unavailable."""
+    try:
+        kind = ErrorKind(reason_of(error))
+    except ValueError:
+        return Unavailable("A dependency is unavailable")
+    remote = DomainError(error.details() or kind.value)
+    remote.kind = kind
+    return remote

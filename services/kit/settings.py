@@ -31,6 +31,10 @@ DEV_INTERNAL_SERVICE_TOKEN = "dev-internal-token-change-me"  # noqa: S105 - refu
 MIN_INTERNAL_TOKEN_LENGTH = 32
 # Services that verify Clerk session tokens (public RPCs); the scheduler and workers verify none.
 TOKEN_VERIFYING: frozenset[str] = frozenset({"user", "credit", "task", "billing"})
+# The documented development signing key of outbound webhooks (services/kit/outbox.py).
+DEV_WEBHOOK_SIGNING_SECRET = "whsec_c3R1ZGlveC1kZXZlbG9wbWVudC13ZWJob29rLWtleSE="  # noqa: S105
+# Services that write events to an outbox and deliver them.
+WEBHOOK_SENDERS: frozenset[str] = frozenset({"credit", "task", "billing"})
 
 
 class Settings(BaseSettings):
@@ -87,6 +91,15 @@ class Settings(BaseSettings):
     gateway_trusted_hops: int = 0
     gateway_metrics_port: int = 0
 
+    # Outbound webhooks (services/kit/outbox.py): where events go (comma-separated URLs; none means
+    # they wait in the outbox) and the Standard Webhooks signing secret (whsec_<base64>).
+    webhook_endpoints: Annotated[list[str], NoDecode] = []
+    webhook_signing_secret: SecretStr = SecretStr(DEV_WEBHOOK_SIGNING_SECRET)
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
     # Operations.
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -94,7 +107,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = 10.0
     db_pool_size: int = 10
 
-    @field_validator("clerk_authorized_parties", "admin_role_claims", "admin_roles", mode="before")
+    @field_validator(
+        "clerk_authorized_parties",
+        "admin_role_claims",
+        "admin_roles",
+        "webhook_endpoints",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -137,10 +156,6 @@ class Settings(BaseSettings):
         return f"{self.grpc_host}:{port}"
 
 
-def load_settings() -> Settings:
-    return Settings()
-
-
 def production_problems(settings: Settings, process: str) -> list[str]:
     """What keeps `process` (a service name, "worker", ...) from running safely in production: one
     sentence per problem, naming the variable and the fix. Empty outside production."""
@@ -170,6 +185,25 @@ def production_problems(settings: Settings, process: str) -> list[str]:
             "STRIPE_WEBHOOK_SECRET is not set while STRIPE_SECRET_KEY is: payments could never be"
             " confirmed; set the endpoint's signing secret (whsec_...)"
         )
+    if process in WEBHOOK_SENDERS:
+        problems += _webhook_problems(settings)
+    return problems
+
+
+def _webhook_problems(settings: Settings) -> list[str]:
+    if not settings.webhook_endpoints:
+        return []
+    problems = []
+    if settings.webhook_signing_secret.get_secret_value() == DEV_WEBHOOK_SIGNING_SECRET:
+        problems.append(
+            "WEBHOOK_SIGNING_SECRET is the documented development value; set a random one"
+            " (whsec_ followed by base64 of at least 24 random bytes)"
+        )
+    problems += [
+        f"WEBHOOK_ENDPOINTS: {url} must be an https:// URL"
+        for url in settings.webhook_endpoints
+        if not _is_https(url)
+    ]
     return problems
 
 

@@ -9,7 +9,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
-from services.kit.transport import HTTP_STATUS_HEADER
+from services.kit.transport import HTTP_STATUS_HEADER, RECONNECT_OPTIONS
 from studiox.status.v1 import status_pb2, status_pb2_grpc
 
 CHECK_TIMEOUT_SECONDS = 1.0
@@ -34,10 +34,12 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
 
     def _channel(self, service: ServiceName) -> grpc.aio.Channel:
         # Plain channels, not ServiceChannels: a status check must fail fast, not wait for a
-        # restarting peer.
+        # restarting peer; but it reconnects quickly, so a peer back is reported back at once.
         channel = self._channels.get(service)
         if channel is None:
-            channel = grpc.aio.insecure_channel(self._settings.channel_target(service))
+            channel = grpc.aio.insecure_channel(
+                self._settings.channel_target(service), options=RECONNECT_OPTIONS
+            )
             self._channels[service] = channel
         return channel
 

@@ -192,7 +192,7 @@ def annotate(request_id: str, request: object) -> None:
         return
     from opentelemetry import trace
 
-    from services.kit.auth import current_identity
+    from services.kit.context import current_identity
 
     span = trace.get_current_span()
     if not span.is_recording():

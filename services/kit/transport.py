@@ -8,6 +8,14 @@ import grpc
 # e.g. 201 for creations; gateway/error_shaping.lua applies and removes it.
 HTTP_STATUS_HEADER = "x-http-status"
 
+# Client channel options: after a peer restarts, reconnect within a second. gRPC's default backoff
+# (1 s growing to 120 s) leaves a channel failing fast for a long while after the peer is back.
+RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+)
+
 
 async def set_http_status(context: grpc.aio.ServicerContext, status: int) -> None:
     await context.send_initial_metadata(((HTTP_STATUS_HEADER, str(status)),))

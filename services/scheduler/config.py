@@ -29,6 +29,11 @@ class SchedulerConfig(BaseSettings):
     claim_limit: int = Field(default=50, ge=0, le=100)
     lease_seconds: int = Field(default=300, ge=1, le=3600)
     repair_every_seconds: int = Field(default=300, ge=1)
+    # Crossings of auto top-up thresholds handed to billing (issue 16), and warnings of grants
+    # expiring within warn_expiring_hours.
+    top_up_every_seconds: int = Field(default=5, ge=1)
+    warn_expiring_every_seconds: int = Field(default=600, ge=1)
+    warn_expiring_hours: int = Field(default=72, ge=1, le=8760)
     repair_min_age_seconds: int = Field(default=60, ge=0)
     # How often a follower tries to become leader, and the leader checks it still is.
     leader_poll_seconds: float = Field(default=2.0, gt=0)

@@ -10,7 +10,9 @@ CREDIT_RESET = "credit-reset"
 CREDIT_EXPIRY = "credit-expiry"
 PROCESS_TASKS = "process-tasks"
 REPAIR = "repair"
-JOBS = (CREDIT_RESET, CREDIT_EXPIRY, PROCESS_TASKS, REPAIR)
+AUTO_TOP_UP = "auto-top-up"
+GRANT_WARNINGS = "grant-warnings"
+JOBS = (CREDIT_RESET, CREDIT_EXPIRY, PROCESS_TASKS, REPAIR, AUTO_TOP_UP, GRANT_WARNINGS)
 
 
 def parse_daily_time(value: str) -> time:

@@ -11,23 +11,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.credit.client import CreditClient
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
+from services.kit.errors import DomainError
 from services.scheduler import store
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.domain import (
+    AUTO_TOP_UP,
     CREDIT_EXPIRY,
     CREDIT_RESET,
+    GRANT_WARNINGS,
     PROCESS_TASKS,
     REPAIR,
     check_job,
 )
-from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
-from studiox.task.v1 import task_pb2, task_pb2_grpc
+from services.scheduler.topup_jobs import TopUpJobs
+from services.task.client import TaskClient
 
 log = logging.getLogger("studiox.scheduler")
 
@@ -53,18 +56,11 @@ Counts = dict[str, int]
 
 class Jobs:
     def __init__(self, channels: ServiceChannels, config: SchedulerConfig) -> None:
-        self._channels = channels
         self._config = config
-
-    # Stubs are made on use: gRPC aio channels belong to the event loop they are created in, and
-    # this object is built before the service's loop starts.
-    @property
-    def _credit(self) -> credit_pb2_grpc.CreditInternalServiceStub:
-        return credit_pb2_grpc.CreditInternalServiceStub(self._channels.channel("credit"))
-
-    @property
-    def _tasks(self) -> task_pb2_grpc.TaskInternalServiceStub:
-        return task_pb2_grpc.TaskInternalServiceStub(self._channels.channel("task"))
+        # Batches of a reset can take long: the jobs' calls share one generous deadline.
+        self._credit = CreditClient(channels, timeout=CALL_TIMEOUT_SECONDS)
+        self._tasks = TaskClient(channels, timeout=CALL_TIMEOUT_SECONDS)
+        self._top_ups = TopUpJobs(channels, warn_within_hours=config.warn_expiring_hours)
 
     def named(self, name: str) -> Callable[[], Awaitable[Counts]]:
         jobs: dict[str, Callable[[], Awaitable[Counts]]] = {
@@ -72,6 +68,8 @@ class Jobs:
             CREDIT_EXPIRY: self.credit_expiry,
             PROCESS_TASKS: self.process_tasks,
             REPAIR: self.repair,
+            AUTO_TOP_UP: self._top_ups.auto_top_up,
+            GRANT_WARNINGS: self._top_ups.grant_warnings,
         }
         return jobs[check_job(name)]
 
@@ -89,14 +87,14 @@ class Jobs:
 
     async def _reset_loop(self, as_of: datetime) -> tuple[int, int]:
         accounts = batches = 0
-        request = credit_pb2.ResetDueRequest(batch_size=self._config.reset_batch_size)
-        request.as_of.FromDatetime(as_of)
         while batches < MAX_RESET_BATCHES:
-            reply = await self._credit.ResetDue(request, timeout=CALL_TIMEOUT_SECONDS)
-            accounts += reply.accounts_reset
+            batch = await self._credit.reset_due(
+                batch_size=self._config.reset_batch_size, as_of=as_of
+            )
+            accounts += batch.accounts
             batches += 1
             # An empty batch while others are still due means the rest is another loop's.
-            if not reply.more or reply.accounts_reset == 0:
+            if not batch.more or batch.accounts == 0:
                 break
         return accounts, batches
 
@@ -115,34 +113,38 @@ class Jobs:
 
     async def _expiry_loop(self, as_of: datetime) -> tuple[int, int, int]:
         grants = accounts = batches = 0
-        request = credit_pb2.ExpireDueRequest(batch_size=self._config.reset_batch_size)
-        request.as_of.FromDatetime(as_of)
         while batches < MAX_RESET_BATCHES:
-            reply = await self._credit.ExpireDue(request, timeout=CALL_TIMEOUT_SECONDS)
-            grants += reply.grants_expired
-            accounts += reply.accounts
+            batch = await self._credit.expire_due(
+                batch_size=self._config.reset_batch_size, as_of=as_of
+            )
+            grants += batch.grants
+            accounts += batch.accounts
             batches += 1
-            if not reply.more or reply.grants_expired == 0:
+            if not batch.more or batch.grants == 0:
                 break
         return grants, accounts, batches
 
     async def process_tasks(self) -> Counts:
-        reply = await self._tasks.ClaimPending(
-            task_pb2.ClaimPendingRequest(
-                limit=self._config.claim_limit,
-                lease_seconds=self._config.lease_seconds,
-                worker_id=f"scheduler:{self._config.instance}",
-            ),
-            timeout=CALL_TIMEOUT_SECONDS,
+        claimed = await self._tasks.claim_pending(
+            limit=self._config.claim_limit,
+            lease_seconds=self._config.lease_seconds,
+            worker_id=f"scheduler:{self._config.instance}",
         )
-        return {"claimed": len(reply.tasks), "requeued": reply.requeued, "failed": reply.failed}
+        return {
+            "claimed": len(claimed.task_ids),
+            "requeued": claimed.requeued,
+            "failed": claimed.failed,
+        }
 
     async def repair(self) -> Counts:
-        reply = await self._tasks.RepairOrphans(
-            task_pb2.RepairOrphansRequest(min_age_seconds=self._config.repair_min_age_seconds),
-            timeout=CALL_TIMEOUT_SECONDS,
+        repaired = await self._tasks.repair_orphans(
+            min_age_seconds=self._config.repair_min_age_seconds
         )
-        return {"rejected": reply.rejected, "refunded": reply.refunded}
+        return {
+            "rejected": repaired.rejected,
+            "refunded": repaired.refunded,
+            "settled": repaired.settled,
+        }
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,8 @@ class JobRunner:
         started = time.perf_counter()
         try:
             result = JobRun(name, "ok", await job())
-        except grpc.aio.AioRpcError as err:
-            result = JobRun(name, "error", {}, f"{err.code().name}: {err.details()}")
+        except DomainError as err:  # what the called service refused, or Unavailable
+            result = JobRun(name, "error", {}, f"{err.kind.value}: {err}")
         except Exception as err:  # a failed run is recorded, never fatal to the scheduler
             log.exception("job %s failed", name)
             result = JobRun(name, "error", {}, type(err).__name__)

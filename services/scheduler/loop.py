@@ -18,8 +18,10 @@ from services.kit.db import Database
 from services.scheduler import store
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.domain import (
+    AUTO_TOP_UP,
     CREDIT_EXPIRY,
     CREDIT_RESET,
+    GRANT_WARNINGS,
     PROCESS_TASKS,
     REPAIR,
     daily_run_due,
@@ -76,6 +78,10 @@ class SchedulerLoop:
         plan.every(self._config.expire_every_seconds).seconds.do(self._launch, CREDIT_EXPIRY)
         plan.every(self._config.process_every_seconds).seconds.do(self._launch, PROCESS_TASKS)
         plan.every(self._config.repair_every_seconds).seconds.do(self._launch, REPAIR)
+        plan.every(self._config.top_up_every_seconds).seconds.do(self._launch, AUTO_TOP_UP)
+        plan.every(self._config.warn_expiring_every_seconds).seconds.do(
+            self._launch, GRANT_WARNINGS
+        )
         self._schedule = plan
         LEADER.set(1)
         self._launch(CREDIT_RESET, trigger="catch-up")

@@ -1,4 +1,4 @@
 from services.kit.main import run_service
-from services.task.api import build_spec
+from services.task.wiring import build_spec
 
 run_service("task", build_spec)

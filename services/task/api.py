@@ -8,19 +8,17 @@ import grpc
 from google.protobuf import struct_pb2
 
 from services.kit.access import Access
-from services.kit.auth import current_identity
-from services.kit.clients import ServiceChannels
+from services.kit.context import current_identity
 from services.kit.db import Database
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import to_timestamp
-from services.kit.server import ServiceSpec
-from services.kit.settings import Settings
-from services.kit.spec import Registration, database_service
 from services.kit.transport import set_http_status
 from services.kit.validation import json_value
 from services.task import store
-from services.task.domain import TASK_COSTS, Status, Task, parse_status
+from services.task.client import rule_to_proto
+from services.task.domain import Status, Task, parse_status
 from services.task.lifecycle import TaskLifecycle
+from services.task.pricing import PRICES
 from studiox.task.v1 import task_pb2, task_pb2_grpc
 
 ACCESS = {
@@ -50,6 +48,9 @@ def task_to_proto(task: Task) -> task_pb2.Task:
         credits_cost=task.credits_cost,
         created_at=to_timestamp(task.created_at),
         updated_at=to_timestamp(task.updated_at),
+        credits_reserved=task.credits_reserved or task.credits_cost,
+        usage=task.usage or {},
+        credits_uncharged=task.credits_uncharged,
     )
     if task.completed_at is not None:
         message.completed_at.CopyFrom(to_timestamp(task.completed_at))
@@ -141,6 +142,7 @@ class TaskApi(task_pb2_grpc.TaskServiceServicer):
             available_credits=quoted.available_credits,
             plan_name=quoted.plan_name,
             is_unlimited=quoted.is_unlimited,
+            rule=rule_to_proto(quoted.rule) if quoted.rule else None,
         )
 
     async def GetTask(
@@ -164,7 +166,9 @@ class TaskApi(task_pb2_grpc.TaskServiceServicer):
         self, request: task_pb2.UpdateStatusRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.UpdateStatusResponse:
         output = _dict(request.output_data) if request.HasField("output_data") else None
-        task = await self._tasks.update_status(request.id, request.status, output, request.error)
+        task = await self._tasks.update_status(
+            request.id, request.status, output, request.error, dict(request.usage)
+        )
         return task_pb2.UpdateStatusResponse(success=True, task=task_to_proto(task))
 
 
@@ -194,7 +198,10 @@ class TaskInternalApi(task_pb2_grpc.TaskInternalServiceServicer):
         min_age = request.min_age_seconds if request.HasField("min_age_seconds") else None
         repaired = await self._tasks.repair(min_age)
         return task_pb2.RepairOrphansResponse(
-            charged=0, rejected=repaired.rejected, refunded=repaired.refunded
+            charged=0,
+            rejected=repaired.rejected,
+            refunded=repaired.refunded,
+            settled=repaired.settled,
         )
 
     async def ListTaskTypes(
@@ -202,26 +209,8 @@ class TaskInternalApi(task_pb2_grpc.TaskInternalServiceServicer):
     ) -> task_pb2.ListTaskTypesResponse:
         # The costs creation charges: billing's price catalog is read from here, not copied.
         return task_pb2.ListTaskTypesResponse(
-            types=[task_pb2.TaskType(type=t, cost=c) for t, c in TASK_COSTS.items()]
+            types=[
+                task_pb2.TaskType(type=t, cost=rule.flat_price, rule=rule_to_proto(rule))
+                for t, rule in PRICES.items()
+            ]
         )
-
-
-def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
-    lifecycle = TaskLifecycle(db, channels)
-    services = task_pb2.DESCRIPTOR.services_by_name
-    return [
-        (
-            task_pb2_grpc.add_TaskServiceServicer_to_server,
-            TaskApi(db, lifecycle),
-            services["TaskService"].full_name,
-        ),
-        (
-            task_pb2_grpc.add_TaskInternalServiceServicer_to_server,
-            TaskInternalApi(lifecycle),
-            services["TaskInternalService"].full_name,
-        ),
-    ]
-
-
-def build_spec(settings: Settings) -> ServiceSpec:
-    return database_service("task", settings, _servicers, access=ACCESS)

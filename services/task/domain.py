@@ -11,14 +11,15 @@ from enum import Enum
 from typing import Any
 
 from services.kit.errors import InvalidInput, InvalidState, NotFound
+from services.kit.features import FEATURES
 from services.kit.validation import MAX_JSON_BYTES, canonical_json, excerpt
+from services.task.pricing import PRICES, PriceRule
 
-# Credits each task type costs; the type is also the plan feature it needs.
-TASK_COSTS: dict[str, int] = {
-    "image_analysis": 1,
-    "video_generation": 5,
-    "advanced_editing": 3,
-}
+# Credits a task of each type reserves when its request names no usage (its price before pricing by
+# usage); the rules themselves are in services.task.pricing. The type is also the plan feature it
+# needs: services.kit.features.
+TASK_COSTS: dict[str, int] = {t: rule.flat_price for t, rule in PRICES.items()}
+assert set(TASK_COSTS) == set(FEATURES), "every task type has a cost"
 # inputData, like any JSON field, is bounded by services.kit.validation (depth and size).
 MAX_INPUT_BYTES = MAX_JSON_BYTES
 MAX_ERROR_LENGTH = 2000
@@ -39,9 +40,12 @@ class ChargeState(Enum):
     REFUNDING = "refunding"
     REFUNDED = "refunded"
     RELEASED = "released"
+    # Done: the ledger is owed the settlement of the reservation (charge what was measured, give
+    # the rest back), then it is settled.
+    SETTLING = "settling"
+    SETTLED = "settled"
 
 
-ACTIVE = frozenset({Status.PENDING, Status.PROCESSING})
 FINISHED = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
 
 # Who may move a task where. Workers drive processing; users may only cancel.
@@ -68,6 +72,11 @@ class Task:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # Reserved at creation (credits_cost is the final cost once done; the reservation until then).
+    credits_reserved: int = 0
+    usage: dict[str, float] | None = None
+    # What the measured usage came to above the reservation (recorded, never charged).
+    credits_uncharged: int = 0
 
 
 def charge_key(task_id: uuid.UUID) -> str:
@@ -77,6 +86,23 @@ def charge_key(task_id: uuid.UUID) -> str:
 
 def refund_key(task_id: uuid.UUID) -> str:
     return f"refund:task:{task_id}"
+
+
+def settle_key(task_id: uuid.UUID) -> str:
+    return f"settle:task:{task_id}"
+
+
+def rule_of(task_type: str) -> PriceRule:
+    cost_of(task_type)  # unknown types are refused with the list of valid ones
+    return PRICES[task_type]
+
+
+def final_cost(task: Task, usage: dict[str, float]) -> tuple[int, int]:
+    """(credits charged, credits uncharged) for a task done with this measured usage: never
+    above its reservation; what the usage came to beyond it is recorded, not charged."""
+    reserved = task.credits_reserved or task.credits_cost
+    measured = PRICES[task.type].measured_cost(task.input_data, usage, reserved)
+    return min(measured, reserved), max(measured - reserved, 0)
 
 
 def cost_of(task_type: str) -> int:

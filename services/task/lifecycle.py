@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kit.auth import Identity
-from services.kit.clients import ServiceChannels, domain_error
+from services.credit.client import CreditClient
+from services.kit.clients import ServiceChannels
+from services.kit.context import Identity
 from services.kit.db import Database
 from services.kit.errors import (
+    DomainError,
     ErrorKind,
     InvalidInput,
     InvalidState,
     NotFound,
     Unavailable,
 )
+from services.kit.features import feature_of
 from services.task import metrics, store
 from services.task.domain import (
     REFUNDED_ENDINGS,
@@ -44,12 +46,15 @@ from services.task.domain import (
     check_worker_transition,
     clean_error,
     cost_of,
+    final_cost,
     parse_status,
     parse_task_id,
     refund_key,
     request_hash,
+    rule_of,
 )
-from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
+from services.task.pricing import PriceRule, check_usage
+from services.task.settlement import settle_usage
 
 log = logging.getLogger("studiox.task")
 
@@ -93,12 +98,15 @@ class Quoted:
     available_credits: int
     plan_name: str
     is_unlimited: bool
+    rule: PriceRule | None = None
 
 
 @dataclass(frozen=True)
 class Repaired:
     rejected: int = 0
     refunded: int = 0
+    # Done tasks whose reservation was settled by repair (the settlement was interrupted).
+    settled: int = 0
 
 
 class TaskStore(Protocol):
@@ -141,6 +149,17 @@ class TaskStore(Protocol):
 
     async def mark_charged(self, conn: AsyncConnection, task_id: uuid.UUID) -> Task | None: ...
 
+    async def complete(
+        self,
+        conn: AsyncConnection,
+        task_id: uuid.UUID,
+        *,
+        output_data: dict[str, Any] | None,
+        usage: dict[str, float],
+        cost: int,
+        uncharged: int,
+    ) -> Task: ...
+
     async def delete_reserved(self, conn: AsyncConnection, task_id: uuid.UUID) -> None: ...
 
     async def set_status(
@@ -177,7 +196,7 @@ class TaskLifecycle:
     def __init__(self, db: Database, channels: ServiceChannels, tasks: TaskStore = store) -> None:
         self._db = db
         self._store = tasks
-        self._credit = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
+        self._credit = CreditClient(channels, timeout=LEDGER_TIMEOUT_SECONDS)
 
     # --- creation -------------------------------------------------------------------------
 
@@ -188,7 +207,8 @@ class TaskLifecycle:
         input_data: dict[str, Any],
         client_key: str | None,
     ) -> Created:
-        cost = cost_of(task_type)
+        # The reservation: the most this request can cost (services.task.pricing).
+        cost = rule_of(task_type).reservation(input_data)
         canonical = check_input(input_data)
         key = check_client_key(client_key)
         fingerprint = request_hash(task_type, canonical)
@@ -219,25 +239,22 @@ class TaskLifecycle:
 
     async def _charge_reserved(self, task: Task) -> Created:
         try:
-            reply = await self._credit.Charge(
-                credit_pb2.ChargeRequest(
-                    user_id=task.user_id,
-                    amount=task.credits_cost,
-                    idempotency_key=charge_key(task.id),
-                    reference=str(task.id),
-                    description=f"{task.type} task",
-                    feature=task.type,
-                ),
-                timeout=LEDGER_TIMEOUT_SECONDS,
+            posted = await self._credit.charge(
+                task.user_id,
+                task.credits_cost,
+                key=charge_key(task.id),
+                feature=feature_of(task.type),
+                reference=str(task.id),
+                description=f"{task.type} task",
+                hold=True,
             )
-        except grpc.aio.AioRpcError as err:
-            error = domain_error(err)
+        except DomainError as error:
             if error.kind in _REFUSALS:
                 async with self._db.transaction() as conn:
                     await self._store.delete_reserved(conn, task.id)
-                raise error from err
-            log.warning("charge of task %s unconfirmed: %s", task.id, err.code().name)
-            raise Unavailable("Credits are temporarily unavailable; please retry") from err
+                raise
+            log.warning("charge of task %s unconfirmed: %s", task.id, error.kind.value)
+            raise Unavailable("Credits are temporarily unavailable; please retry") from error
         async with self._db.autocommit() as conn:
             charged = await self._store.mark_charged(conn, task.id)
             current = charged or await self._store.get(conn, task.id)
@@ -246,19 +263,13 @@ class TaskLifecycle:
             # Repair gave this reservation up while we were charging: pay the charge back.
             await self._settle_refund(current)
             raise Unavailable("Task creation was interrupted; no credits were kept")
-        return Created(current, task.credits_cost, int(reply.remaining_credits))
+        return Created(current, task.credits_cost, posted.remaining_credits)
 
     async def quote(self, identity: Identity, task_type: str) -> Quoted:
         """The price creation would charge and whether the ledger would take it now: the same cost
         (domain.cost_of) and the ledger's own rule (plan feature, live credits), without a charge."""
         cost = cost_of(task_type)
-        try:
-            reply = await self._credit.Quote(
-                credit_pb2.QuoteRequest(user_id=identity.user_id, amount=cost, feature=task_type),
-                timeout=LEDGER_TIMEOUT_SECONDS,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
+        reply = await self._credit.quote(identity.user_id, cost, feature_of(task_type))
         return Quoted(
             type=task_type,
             cost=cost,
@@ -268,16 +279,11 @@ class TaskLifecycle:
             available_credits=reply.available_credits,
             plan_name=reply.plan_name,
             is_unlimited=reply.is_unlimited,
+            rule=rule_of(task_type),
         )
 
     async def _balance(self, user_id: str) -> int:
-        try:
-            reply = await self._credit.GetAccount(
-                credit_pb2.GetAccountRequest(user_id=user_id), timeout=LEDGER_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
-        return int(reply.credits.current_credits)
+        return (await self._credit.account(user_id)).current_credits
 
     # --- refunds --------------------------------------------------------------------------
 
@@ -285,24 +291,20 @@ class TaskLifecycle:
         """Pay back what the ledger holds for this task; True when this call refunded it. Leaves
         the task `refunding` (repair retries) when the ledger cannot be reached."""
         try:
-            reply = await self._credit.Refund(
-                credit_pb2.RefundRequest(
-                    user_id=task.user_id,
-                    charge_idempotency_key=charge_key(task.id),
-                    idempotency_key=refund_key(task.id),
-                    description=f"Refund: {task.type} task {task.status.value}",
-                ),
-                timeout=LEDGER_TIMEOUT_SECONDS,
+            posted = await self._credit.refund(
+                task.user_id,
+                charge_key=charge_key(task.id),
+                key=refund_key(task.id),
+                description=f"Refund: {task.type} task {task.status.value}",
             )
-            outcome, applied = ChargeState.REFUNDED, bool(reply.applied)
-        except grpc.aio.AioRpcError as err:
-            error = domain_error(err)
+            outcome, applied = ChargeState.REFUNDED, posted.applied
+        except DomainError as error:
             if error.kind is ErrorKind.NOT_FOUND:
                 outcome, applied = ChargeState.RELEASED, False  # nothing was charged (yet)
             elif error.kind is ErrorKind.INVALID_STATE:
                 outcome, applied = ChargeState.REFUNDED, False  # already paid back
             else:
-                log.warning("refund of task %s pending: %s", task.id, err.code().name)
+                log.warning("refund of task %s pending: %s", task.id, error.kind.value)
                 return False
         async with self._db.transaction() as conn:
             await self._store.move_charge(
@@ -334,10 +336,16 @@ class TaskLifecycle:
         return await self._reload(task_id), applied
 
     async def update_status(
-        self, raw_id: str, raw_status: str, output_data: dict[str, Any] | None, error: str
+        self,
+        raw_id: str,
+        raw_status: str,
+        output_data: dict[str, Any] | None,
+        error: str,
+        usage: Mapping[str, float] | None = None,
     ) -> Task:
         task_id = parse_task_id(raw_id)
         target = parse_status(raw_status)
+        measured = check_usage(usage or {})
         async with self._db.transaction() as conn:
             task = await self._store.get(conn, task_id, for_update=True)
             if task is None:
@@ -345,18 +353,43 @@ class TaskLifecycle:
             check_worker_transition(task.status, target)
             if target is Status.PROCESSING and task.charge_state is not ChargeState.CHARGED:
                 raise InvalidState("Task is not ready for processing")
-            charge = _owed(task) if target in REFUNDED_ENDINGS else task.charge_state
-            task = await self._store.set_status(
-                conn,
-                task_id,
-                status=target,
-                charge_state=charge,
-                output_data=output_data if target is Status.DONE else None,
-                error=clean_error(error) if target is Status.FAILED and error else None,
-            )
+            if target is Status.DONE and task.charge_state is ChargeState.CHARGED:
+                # Done with what it measured: the final cost is decided here, with the status,
+                # and the ledger is owed the settlement (settled below, or by repair).
+                cost, uncharged = final_cost(task, measured)
+                task = await self._store.complete(
+                    conn,
+                    task_id,
+                    output_data=output_data,
+                    usage=measured,
+                    cost=cost,
+                    uncharged=uncharged,
+                )
+                metrics.record_settlement(task.type, task.credits_reserved, cost, uncharged)
+            else:
+                task = await self._set_status(conn, task, target, output_data, error)
         if task.charge_state is ChargeState.REFUNDING:
             await self._settle_refund(task)
+        elif task.charge_state is ChargeState.SETTLING:
+            await settle_usage(self._db, self._store, self._credit, task)
         return await self._reload(task_id)
+
+    async def _set_status(
+        self,
+        conn: AsyncConnection,
+        task: Task,
+        target: Status,
+        output_data: dict[str, Any] | None,
+        error: str,
+    ) -> Task:
+        return await self._store.set_status(
+            conn,
+            task.id,
+            status=target,
+            charge_state=_owed(task) if target in REFUNDED_ENDINGS else task.charge_state,
+            output_data=output_data if target is Status.DONE else None,
+            error=clean_error(error) if target is Status.FAILED and error else None,
+        )
 
     # --- processing -----------------------------------------------------------------------
 
@@ -406,8 +439,11 @@ class TaskLifecycle:
                 limit=REPAIR_BATCH,
             )
         metrics.record_repair_backlog(task.charge_state for task in tasks)
-        rejected = refunded = 0
+        rejected = refunded = settled = 0
         for task in tasks:
+            if task.charge_state is ChargeState.SETTLING:
+                settled += await settle_usage(self._db, self._store, self._credit, task)
+                continue
             if task.charge_state is ChargeState.RESERVED:
                 async with self._db.transaction() as conn:
                     if not await self._store.give_up_reservation(conn, task.id):
@@ -415,7 +451,7 @@ class TaskLifecycle:
                 rejected += 1
             if await self._settle_refund(task):
                 refunded += 1
-        return Repaired(rejected=rejected, refunded=refunded)
+        return Repaired(rejected=rejected, refunded=refunded, settled=settled)
 
     # --- reads ----------------------------------------------------------------------------
 

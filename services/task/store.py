@@ -15,7 +15,7 @@ from services.task.domain import ChargeState, Status, Task
 
 COLUMNS = (
     "id, seq, user_id, type, status, input_data, output_data, error, credits_cost, charge_state, "
-    "created_at, updated_at, completed_at"
+    "created_at, updated_at, completed_at, credits_reserved, usage, credits_uncharged"
 )
 
 
@@ -35,6 +35,9 @@ def _task(row: Row[Any]) -> Task:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         completed_at=m["completed_at"],
+        credits_reserved=m["credits_reserved"] or m["credits_cost"],
+        usage=m["usage"],
+        credits_uncharged=m["credits_uncharged"],
     )
 
 
@@ -55,9 +58,10 @@ async def insert_reserved(
             text(
                 f"""
                 INSERT INTO tasks.tasks (id, user_id, type, status, input_data, credits_cost,
-                                         charge_state, idempotency_key, request_hash)
-                VALUES (:id, :uid, :type, 'pending', CAST(:input AS jsonb), :cost, 'reserved',
-                        :key, :hash)
+                                         credits_reserved, charge_state, idempotency_key,
+                                         request_hash)
+                VALUES (:id, :uid, :type, 'pending', CAST(:input AS jsonb), :cost, :cost,
+                        'reserved', :key, :hash)
                 ON CONFLICT (user_id, idempotency_key) DO NOTHING
                 RETURNING {COLUMNS}
                 """
@@ -119,7 +123,7 @@ async def move_charge(
             """
             UPDATE tasks.tasks
             SET charge_state = :to, updated_at = now(),
-                settled_at = CASE WHEN :to IN ('refunded', 'released') THEN now() END
+                settled_at = CASE WHEN :to IN ('refunded', 'released', 'settled') THEN now() END
             WHERE id = :id AND charge_state = ANY(:from)
             """
         ),
@@ -185,6 +189,42 @@ async def set_status(
                 "output": json.dumps(output_data) if output_data is not None else None,
                 "error": error,
                 "finished": finished,
+            },
+        )
+    ).one()
+    return _task(row)
+
+
+async def complete(
+    conn: AsyncConnection,
+    task_id: uuid.UUID,
+    *,
+    output_data: dict[str, Any] | None,
+    usage: dict[str, float],
+    cost: int,
+    uncharged: int,
+) -> Task:
+    """Done with its measured usage and final cost; the reservation is owed its settlement."""
+    row = (
+        await conn.execute(
+            text(
+                f"""
+                UPDATE tasks.tasks
+                SET status = 'done', charge_state = 'settling',
+                    output_data = COALESCE(CAST(:output AS jsonb), output_data),
+                    usage = CAST(:usage AS jsonb), credits_cost = :cost,
+                    credits_uncharged = :uncharged, completed_at = now(), lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = now()
+                WHERE id = :id AND charge_state = 'charged'
+                RETURNING {COLUMNS}
+                """
+            ),
+            {
+                "id": task_id,
+                "output": json.dumps(output_data) if output_data is not None else None,
+                "usage": json.dumps(usage),
+                "cost": cost,
+                "uncharged": uncharged,
             },
         )
     ).one()
@@ -320,7 +360,7 @@ async def unsettled(
             SELECT {COLUMNS} FROM tasks.tasks
             WHERE (charge_state = 'reserved'
                    AND updated_at < now() - make_interval(secs => :min_age))
-               OR charge_state = 'refunding'
+               OR charge_state IN ('refunding', 'settling')
                OR (charge_state = 'released'
                    AND settled_at > now() - make_interval(secs => :recheck))
             ORDER BY updated_at

@@ -1,4 +1,4 @@
 from services.kit.main import run_service
-from services.user.api import build_spec
+from services.user.wiring import build_spec
 
 run_service("user", build_spec)

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from services.kit.auth import current_identity
-from services.kit.clients import ServiceChannels
-from services.kit.db import Database
+from services.kit.context import current_identity
 from services.kit.errors import InvalidInput
 from services.kit.proto_time import to_timestamp
-from services.kit.server import ServiceSpec
-from services.kit.settings import Settings
-from services.kit.spec import Registration, database_service
 from services.kit.transport import set_http_status
 from services.user.onboarding import Member, Onboarding
 from studiox.user.v1 import user_pb2, user_pb2_grpc
@@ -70,24 +65,3 @@ class UserInternalApi(user_pb2_grpc.UserInternalServiceServicer):
         return user_pb2.GetUserResponse(
             user=user_to_proto(await self._onboarding.get(request.user_id))
         )
-
-
-def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
-    onboarding = Onboarding(db, channels)
-    services = user_pb2.DESCRIPTOR.services_by_name
-    return [
-        (
-            user_pb2_grpc.add_UserServiceServicer_to_server,
-            UserApi(onboarding),
-            services["UserService"].full_name,
-        ),
-        (
-            user_pb2_grpc.add_UserInternalServiceServicer_to_server,
-            UserInternalApi(onboarding),
-            services["UserInternalService"].full_name,
-        ),
-    ]
-
-
-def build_spec(settings: Settings) -> ServiceSpec:
-    return database_service("user", settings, _servicers)

@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kit.auth import Identity
-from services.kit.clients import ServiceChannels, domain_error
+from services.billing.client import BillingClient
+from services.billing.domain import Plan
+from services.credit.client import AccountSummary, CreditClient
+from services.credit.domain import PlanTerms
+from services.kit.clients import ServiceChannels
+from services.kit.context import Identity
 from services.kit.db import Database
-from services.kit.errors import NotFound
-from services.kit.proto_time import from_timestamp
+from services.kit.errors import DomainError, ErrorKind, NotFound
 from services.user import store
 from services.user.domain import SIGNUP_PLAN, Profile, clean_email, clean_name, signup_key
-from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
-from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
 DOWNSTREAM_TIMEOUT_SECONDS = 10.0
 
@@ -59,8 +59,8 @@ class Onboarding:
     def __init__(self, db: Database, channels: ServiceChannels, users: UserStore = store) -> None:
         self._db = db
         self._store = users
-        self._credit = credit_pb2_grpc.CreditInternalServiceStub(channels.channel("credit"))
-        self._billing = billing_pb2_grpc.BillingInternalServiceStub(channels.channel("billing"))
+        self._credit = CreditClient(channels, timeout=DOWNSTREAM_TIMEOUT_SECONDS)
+        self._billing = BillingClient(channels, timeout=DOWNSTREAM_TIMEOUT_SECONDS)
 
     async def initialize(self, identity: Identity, email: str, name: str | None) -> Member:
         return await self._ensure(identity.user_id, clean_email(email), clean_name(name))
@@ -91,59 +91,38 @@ class Onboarding:
         return Member(profile, standing, created)
 
     async def _place_on_signup_plan(self, user_id: str) -> Standing:
-        try:
-            plan = (
-                await self._billing.GetPlan(
-                    billing_pb2.GetPlanRequest(plan_id=SIGNUP_PLAN),
-                    timeout=DOWNSTREAM_TIMEOUT_SECONDS,
-                )
-            ).plan
-            reply = await self._credit.SetPlan(
-                credit_pb2.SetPlanRequest(
-                    user_id=user_id,
-                    terms=credit_pb2.PlanTerms(
-                        plan_name=plan.id,
-                        monthly_allowance=plan.monthly_credits,
-                        is_unlimited=plan.is_unlimited,
-                        features=plan.features,
-                    ),
-                    idempotency_key=signup_key(user_id),
-                    start_new_period=True,
-                ),
-                timeout=DOWNSTREAM_TIMEOUT_SECONDS,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
-        return _standing(plan, reply.credits)
+        plan = await self._billing.plan(SIGNUP_PLAN)
+        terms = PlanTerms(
+            plan_name=plan.id,
+            monthly_allowance=plan.monthly_credits,
+            is_unlimited=plan.is_unlimited,
+            features=plan.features,
+        )
+        account = await self._credit.set_plan(
+            user_id, terms, key=signup_key(user_id), start_new_period=True
+        )
+        return _standing(plan.name, account)
 
     async def _standing(self, user_id: str) -> Standing:
+        account = await self._credit.account(user_id)
+        plan: Plan | None
         try:
-            account = await self._credit.GetAccount(
-                credit_pb2.GetAccountRequest(user_id=user_id), timeout=DOWNSTREAM_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as err:
-            raise domain_error(err) from err
-        try:
-            plan = await self._billing.GetPlan(
-                billing_pb2.GetPlanRequest(plan_id=account.credits.plan_name),
-                timeout=DOWNSTREAM_TIMEOUT_SECONDS,
-            )
-        except grpc.aio.AioRpcError as err:
-            if err.code() is not grpc.StatusCode.NOT_FOUND:
-                raise domain_error(err) from err
-            # A plan the catalog no longer lists: the account's terms still hold.
-            plan = billing_pb2.GetPlanResponse()
-        return _standing(plan.plan, account.credits)
+            plan = await self._billing.plan(account.plan_name)
+        except DomainError as error:
+            if error.kind is not ErrorKind.NOT_FOUND:
+                raise
+            plan = None  # a plan the catalog no longer lists: the account's terms still hold
+        return _standing(plan.name if plan else "", account)
 
 
-def _standing(plan: billing_pb2.Plan, credits: credit_pb2.Credits) -> Standing:
+def _standing(display_name: str, account: AccountSummary) -> Standing:
     """The account's terms are the ones in force (billing's catalog may have changed since); the
     catalog adds the plan's display name."""
     return Standing(
-        plan_id=credits.plan_name,
-        plan_name=plan.name or credits.plan_name,
-        monthly_credits=credits.monthly_allowance,
-        is_unlimited=credits.is_unlimited,
-        current_credits=credits.current_credits,
-        credit_reset_at=from_timestamp(credits.credit_reset_at),
+        plan_id=account.plan_name,
+        plan_name=display_name or account.plan_name,
+        monthly_credits=account.monthly_allowance,
+        is_unlimited=account.is_unlimited,
+        current_credits=account.current_credits,
+        credit_reset_at=account.credit_reset_at,
     )

@@ -61,7 +61,9 @@ class TaskQueue(Protocol):
 
     async def release(self, task_id: str, worker_id: str) -> None: ...
 
-    async def complete(self, task_id: str, output: Mapping[str, Any]) -> None: ...
+    async def complete(
+        self, task_id: str, output: Mapping[str, Any], usage: Mapping[str, float] | None = None
+    ) -> None: ...
 
     async def fail(self, task_id: str, error: str) -> None: ...
 
@@ -134,9 +136,13 @@ class GrpcTaskQueue:
         # next claim requeue the task (as one used attempt), exactly as after a crash, only sooner.
         await self.heartbeat(task_id, worker_id, RELEASE_LEASE_SECONDS)
 
-    async def complete(self, task_id: str, output: Mapping[str, Any]) -> None:
+    async def complete(
+        self, task_id: str, output: Mapping[str, Any], usage: Mapping[str, float] | None = None
+    ) -> None:
         await self._update(
-            task_pb2.UpdateStatusRequest(id=task_id, status="done", output_data=to_struct(output))
+            task_pb2.UpdateStatusRequest(
+                id=task_id, status="done", output_data=to_struct(output), usage=dict(usage or {})
+            )
         )
 
     async def fail(self, task_id: str, error: str) -> None:

@@ -3,7 +3,8 @@
 A processor turns one task into its output: a callable taking a `ClaimedTask` and returning (or, if
 async, resolving to) a JSON object. Async processors run on the worker's event loop and can be
 interrupted at shutdown; plain functions run in a thread (they cannot be interrupted, so keep them
-for short CPU work). A processor signals how the task should end by what it raises:
+for short CPU work). A processor may return `Measured(output, usage)` to report what the work
+measured (tasks priced by usage are charged by it). A processor signals how the task should end by what it raises:
 
 - `TaskFailed(message)`: the input cannot be processed; the task fails, its credits are refunded
   and `message` is shown to the user (keep it free of internals).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, cast
 
@@ -27,7 +29,20 @@ from services.worker.client import ClaimedTask
 ENTRY_POINT_GROUP = "studiox.processors"
 
 Output = Mapping[str, Any]
-Processor = Callable[[ClaimedTask], Awaitable[Output] | Output]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """An output with what the work measured, in the units of the type's price rule (e.g.
+    `{"seconds": 4.2}` of video produced): the task is charged by it, never above what creation
+    reserved. A plain output reports nothing measured (the reservation is charged)."""
+
+    output: Output
+    usage: Mapping[str, float]
+
+
+Result = Output | Measured
+Processor = Callable[[ClaimedTask], Awaitable[Result] | Result]
 
 
 class TaskFailed(Exception):

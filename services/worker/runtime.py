@@ -21,7 +21,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.kit.context import request_id_var
@@ -34,7 +34,7 @@ from services.worker.client import (
     to_struct,
 )
 from services.worker.config import WorkerConfig
-from services.worker.processors import Output, Processor, TaskFailed
+from services.worker.processors import Measured, Output, Processor, Result, TaskFailed
 
 log = logging.getLogger("studiox.worker")
 
@@ -46,6 +46,7 @@ UNSTORABLE_OUTPUT = "Processing produced a result that could not be stored"
 @dataclass(frozen=True)
 class Complete:
     output: Output
+    usage: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ Outcome = Complete | Fail | Release | Drop
 @dataclass
 class _InFlight:
     task: ClaimedTask
-    work: asyncio.Task[Output] | None = None
+    work: asyncio.Task[Result] | None = None
     handler: asyncio.Task[None] | None = None
     lost: bool = False
     abandoned: bool = False
@@ -210,6 +211,11 @@ class Worker:
         error = flight.work.exception()
         if error is None:
             output = flight.work.result()
+            if isinstance(output, Measured):
+                if not isinstance(output.output, Mapping):
+                    log.error("processor for %s measured no JSON object", flight.task.type)
+                    return Release("processor returned no JSON object")
+                return Complete(output.output, output.usage)
             if not isinstance(output, Mapping):
                 log.error("processor for %s returned %s", flight.task.type, type(output).__name__)
                 return Release("processor returned no JSON object")
@@ -221,7 +227,7 @@ class Worker:
         log.warning("processor for %s raised", flight.task.type, exc_info=error)
         return Release(f"processor error: {type(error).__name__}")
 
-    async def _invoke(self, processor: Processor, task: ClaimedTask) -> Output:
+    async def _invoke(self, processor: Processor, task: ClaimedTask) -> Result:
         limit = self._config.task_timeout_seconds or None
         async with asyncio.timeout(limit):
             if _is_async(processor):
@@ -260,7 +266,9 @@ class Worker:
                 log.error("unstorable output of %s: %s", task.type, exc)
                 return await self._settle(task, Release("processor returned unstorable output"))
             try:
-                await self._report(lambda: self._queue.complete(task.id, outcome.output))
+                await self._report(
+                    lambda: self._queue.complete(task.id, outcome.output, outcome.usage)
+                )
             except QueueRefused as exc:
                 log.error("output refused by the task service: %s", exc)
                 return await self._settle(task, Fail(UNSTORABLE_OUTPUT))

@@ -1,18 +1,24 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
 from bench.report import BenchReport
+from devstack.stack import default_workers
+from services.kit.settings import SERVICE_NAMES
 from tests.support.dirs import server_tempdir
 from tests.support.stack import Stack, adopt_orphans
 from tests.support.tokens import DEFAULT_KEY
 
 BENCH_USERS = 200
+TASKS_PER_USER = 50
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,19 +34,54 @@ def bench_report() -> Iterator[BenchReport]:
     report.write()
 
 
-@pytest.fixture(scope="session")
-def bench_stack(bench_report: BenchReport) -> Iterator[Stack]:
-    """The whole stack from nothing (embedded PostgreSQL in a new folder), no rate limit."""
-    with server_tempdir("bench") as folder:
-        stack = Stack(folder, None, extra_env={"GATEWAY_RATE_LIMIT_RPS": "0", "LOG_LEVEL": "INFO"})
+@contextmanager
+def running_stack(name: str, workers: int) -> Iterator[tuple[Stack, float]]:
+    """The whole stack from nothing (embedded PostgreSQL in a new folder), no rate limit,
+    `workers` processes per service; with its seconds from nothing to healthy."""
+    with server_tempdir(name) as folder:
+        stack = Stack(
+            folder,
+            None,
+            extra_env={
+                "GATEWAY_RATE_LIMIT_RPS": "0",
+                "LOG_LEVEL": "INFO",
+                "SERVICE_WORKERS": str(workers),
+            },
+        )
         try:
             seconds = stack.start()
-            bench_report.figures[
-                "stack cold start (initdb, migrations, 5 services, Envoy) to healthy"
-            ] = f"{seconds:.1f} s"
-            yield stack
+            yield stack, seconds
         finally:
             stack.close()
+
+
+def idle_rss_mib(stack: Stack) -> dict[str, float]:
+    """Resident memory of each service process (the largest of a service's workers), MiB."""
+    found: dict[str, float] = {}
+    for label, proc in stack.procs.items():
+        service = label.split(".")[0]
+        if service not in SERVICE_NAMES:
+            continue
+        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+        found[service] = max(found.get(service, 0.0), rss)
+    return found
+
+
+@pytest.fixture(scope="session")
+def bench_stack(bench_report: BenchReport) -> Iterator[Stack]:
+    """The stack as `make run` starts it: one process per service per core."""
+    workers = default_workers()
+    with running_stack("bench", workers) as (stack, seconds):
+        bench_report.figures[
+            f"stack cold start (initdb, migrations, 5 services x {workers} processes, Envoy)"
+            " to healthy"
+        ] = f"{seconds:.1f} s"
+        time.sleep(2)  # past start-up's allocations and the first health probes
+        rss = idle_rss_mib(stack)
+        bench_report.figures["idle resident memory per service process (MiB)"] = ", ".join(
+            f"{name} {mib:.0f}" for name, mib in rss.items()
+        )
+        yield stack
 
 
 def database_url(stack: Stack) -> str:
@@ -49,10 +90,19 @@ def database_url(stack: Stack) -> str:
 
 @pytest.fixture(scope="session")
 def bench_users(bench_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return seed_users(bench_stack, tmp_path_factory.mktemp("bench") / "tokens.txt")
+
+
+def tokens_of(path: Path) -> list[str]:
+    return [line.split()[1] for line in path.read_text().splitlines()]
+
+
+def seed_users(stack: Stack, path: Path) -> Path:
     """Users on Pro with a million purchased credits each, seeded set-based with the ledger
-    entries that explain their balances; returns the wrk token file."""
+    entries that explain their balances, and TASKS_PER_USER finished tasks each (what a list
+    page reads); returns the wrk token file at `path`."""
     users = [f"user_bench_{i:04d}" for i in range(BENCH_USERS)]
-    with psycopg.connect(database_url(bench_stack), autocommit=True) as conn:
+    with psycopg.connect(database_url(stack), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO users.users (id, email, credits_ready) "
             "SELECT u, u || '@bench.example', true FROM unnest(%s::text[]) u",
@@ -70,16 +120,53 @@ def bench_users(bench_stack: Stack, tmp_path_factory: pytest.TempPathFactory) ->
             """,
             (users,),
         )
+        # Charges spend grants: an open allowance grant and a purchased one per user, each with
+        # the grant entry and posting that explain it (the ledger verifies).
+        conn.execute(
+            """
+            INSERT INTO credit.grants (user_id, category, amount, remaining, priority,
+                effective_at, source_key)
+            SELECT u, c.category, c.amount, c.amount, c.priority, now(), c.key
+            FROM unnest(%s::text[]) u,
+                 (VALUES ('allowance', 100, 20, 'bench-seed:allowance'),
+                         ('purchased', 1000000, 40, 'bench-seed:purchased'))
+                     AS c (category, amount, priority, key)
+            """,
+            (users,),
+        )
         conn.execute(
             """
             INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
                 purchased_delta, description, balance_after)
-            SELECT u, 'grant', 'bench-seed', 1000100, 100, 1000000, 'bench seed', 1000100
-            FROM unnest(%s::text[]) u
+            SELECT g.user_id, 'grant', g.source_key, g.amount,
+                   CASE WHEN g.category = 'allowance' THEN g.amount ELSE 0 END,
+                   CASE WHEN g.category = 'purchased' THEN g.amount ELSE 0 END, 'bench seed',
+                   CASE WHEN g.category = 'allowance' THEN 100 ELSE 1000100 END
+            FROM credit.grants g WHERE g.user_id = ANY(%s::text[])
             """,
             (users,),
         )
-    path = tmp_path_factory.mktemp("bench") / "tokens.txt"
+        conn.execute(
+            """
+            INSERT INTO credit.postings (entry_id, grant_id, delta)
+            SELECT e.id, g.id, g.amount
+            FROM credit.grants g
+            JOIN credit.entries e ON e.user_id = g.user_id AND e.idempotency_key = g.source_key
+            WHERE g.user_id = ANY(%s::text[])
+            """,
+            (users,),
+        )
+        # Finished, charged tasks for the list reads (no ledger entries: nothing settles them).
+        conn.execute(
+            """
+            INSERT INTO tasks.tasks (id, user_id, type, status, input_data, output_data,
+                credits_cost, charge_state, completed_at, settled_at)
+            SELECT gen_random_uuid(), u, 'image_analysis', 'done', '{"prompt": "bench"}',
+                   '{"labels": ["bench"]}', 1, 'charged', now(), now()
+            FROM unnest(%s::text[]) u, generate_series(1, %s)
+            """,
+            (users, TASKS_PER_USER),
+        )
     path.write_text("".join(f"{u} {DEFAULT_KEY.mint(u, lifetime=3600)}\n" for u in users))
     os.chmod(path, 0o644)
     return path

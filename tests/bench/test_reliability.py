@@ -106,10 +106,14 @@ def test_chaos(bench_stack: Stack, bench_users: Path, bench_report: BenchReport)
     for service in ("user", "credit", "task", "billing", "scheduler"):
         time.sleep(2)
         started = time.monotonic()
-        bench_stack.kill_process(service)
+        # Every process of the service (one per core, "credit.1", "credit.2", ...).
+        labels = [name for name in bench_stack.commands if name.split(".")[0] == service]
+        for label in labels:
+            bench_stack.kill_process(label)
         time.sleep(1)
-        bench_stack.start_process(service)
-        recover(f"{service} SIGKILL, restarted after 1 s", started)
+        for label in labels:
+            bench_stack.start_process(label)
+        recover(f"{service} SIGKILL (all {len(labels)} processes), restarted after 1 s", started)
     runner.join(CHAOS_SECONDS + 60)
     load = result["load"]
     bench_stack.wait_healthy(60)

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bench.report import BenchReport
-from services.credit.api import build_spec
+from services.credit.wiring import build_spec
 from services.kit.migrate import upgrade
 from services.kit.server import start_server
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc

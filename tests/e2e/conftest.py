@@ -7,6 +7,8 @@ import httpx
 import pytest
 
 from devstack.stripe_emulator import StripeEmulator
+from devstack.webhook_receiver import WebhookReceiver
+from services.kit.settings import DEV_WEBHOOK_SIGNING_SECRET
 from tests.support.database import drop_database, new_database
 from tests.support.dirs import server_tempdir
 from tests.support.stack import Stack, adopt_orphans
@@ -27,7 +29,25 @@ def stripe() -> Iterator[StripeEmulator]:
 
 
 @pytest.fixture(scope="session")
-def stack(stripe: StripeEmulator) -> Iterator[Stack]:
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """The operator's endpoint the e2e stack delivers its outbound webhooks to."""
+    receiver = WebhookReceiver(DEV_WEBHOOK_SIGNING_SECRET)
+    with receiver.running():
+        yield receiver
+
+
+def webhook_environment(receiver: WebhookReceiver) -> dict[str, str]:
+    """Deliveries to the test receiver, retried quickly; crossings taken to billing every second."""
+    return {
+        "WEBHOOK_ENDPOINTS": receiver.url,
+        "WEBHOOK_BACKOFF_BASE_SECONDS": "0.5",
+        "WEBHOOK_BACKOFF_MAX_SECONDS": "2",
+        "SCHEDULER_TOP_UP_EVERY_SECONDS": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(stripe: StripeEmulator, webhook_receiver: WebhookReceiver) -> Iterator[Stack]:
     """The whole stack from nothing: a new state folder (embedded PostgreSQL initialized there), or a
     new database on DATABASE_URL's server when that is set."""
     database_url = None
@@ -35,7 +55,11 @@ def stack(stripe: StripeEmulator) -> Iterator[Stack]:
         database_url = new_database(os.environ["DATABASE_URL"])
     with server_tempdir("stack") as folder:
         try:
-            running = Stack(folder, database_url, extra_env=stripe.environment())
+            running = Stack(
+                folder,
+                database_url,
+                extra_env={**stripe.environment(), **webhook_environment(webhook_receiver)},
+            )
             try:
                 running.start()
                 yield running

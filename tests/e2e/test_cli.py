@@ -27,7 +27,7 @@ def operator(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     if not stack.settings.uses_embedded_postgres:
         env["DATABASE_URL"] = stack.env["DATABASE_URL"]
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "studiox_cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -45,7 +45,7 @@ def _run_and_interrupt(state_dir: Path) -> None:
     started = time.monotonic()
     # Its own process group, as a terminal gives it: Ctrl-C reaches the group.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "dev", "run"],
+        [sys.executable, "-m", "studiox_cli", "dev", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

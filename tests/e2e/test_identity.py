@@ -112,7 +112,7 @@ def test_dev_token_from_the_cli_signs_in(stack: Stack, http: httpx.Client) -> No
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "studiox_cli",
             "token",
             "--user",
             user,

@@ -38,7 +38,7 @@ class Product:
 
     def studiox(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
+            [sys.executable, "-m", "studiox_cli", *args],
             env=self.env,
             input=stdin,
             capture_output=True,
@@ -60,7 +60,7 @@ def product() -> Iterator[Product]:
         with patched_environ(overrides, remove=removed):
             env = dict(os.environ)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "dev", "run"],
+            [sys.executable, "-m", "studiox_cli", "dev", "run"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -165,6 +165,13 @@ def test_every_operation_answers_as_documented(
     assert api.post(void, json={"reason": "walk"}, headers=staff).status_code == 200
     assert api.get(f"/api/admin/credits/users/{user_id}", headers=staff).status_code == 200
     assert api.get("/api/admin/credits/users/nobody", headers=staff).status_code == 404
+    # Auto top-up and alerts (issue 16): off, so no card is needed.
+    top_up = {"enabled": False, "threshold": 20, "packId": "credits_50"}
+    assert api.put("/api/billing/auto-top-up", json=top_up, headers=user).status_code == 200
+    assert api.get("/api/billing/auto-top-up", headers=user).status_code == 200
+    assert api.get("/api/users/alerts", headers=user).status_code == 200
+    threshold = api.put("/api/users/alerts/threshold", json={"threshold": 3}, headers=user)
+    assert threshold.status_code == 200
 
     answered = {operation for operation, status in contract.seen if status < 300}
     assert answered == contract.operation_ids(), "operations never answered with a success"

@@ -1,4 +1,4 @@
-"""`REPLICAS=2`: every service twice behind Envoy; losing one replica costs no request."""
+"""`SERVICE_WORKERS=2`: every service twice behind Envoy; losing one replica costs no request."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def replicated() -> Iterator[Stack]:
         new_database(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else None
     )
     with server_tempdir("replicas") as folder:
-        stack = Stack(folder, database_url, extra_env={"REPLICAS": "2"})
+        stack = Stack(folder, database_url, extra_env={"SERVICE_WORKERS": "2"})
         try:
             stack.start()
             yield stack

@@ -19,7 +19,7 @@ async def _verify_cli(cluster: Cluster) -> subprocess.CompletedProcess[str]:
     }
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "ledger", "verify"],
+        [sys.executable, "-m", "studiox_cli", "ledger", "verify"],
         env=env,
         capture_output=True,
         text=True,
@@ -52,7 +52,7 @@ async def test_ledger_verify_reports_an_unreachable_service_in_one_line(cluster:
     }
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "ledger", "verify", "--timeout", "3"],
+        [sys.executable, "-m", "studiox_cli", "ledger", "verify", "--timeout", "3"],
         env=env,
         capture_output=True,
         text=True,
@@ -65,7 +65,7 @@ async def test_ledger_verify_reports_an_unreachable_service_in_one_line(cluster:
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "studiox_cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -108,7 +108,7 @@ def test_without_database_url_commands_look_where_make_run_puts_postgres(tmp_pat
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     port = free_port()
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "jobs", "run", "repair"],
+        [sys.executable, "-m", "studiox_cli", "jobs", "run", "repair"],
         env={**env, "EMBEDDED_PG_PORT": str(port), "STUDIOX_STATE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,

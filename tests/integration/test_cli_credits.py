@@ -19,7 +19,7 @@ async def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]
     }
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "credits", *args],
+        [sys.executable, "-m", "studiox_cli", "credits", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import reason_of
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from tests.integration.test_credit_ledger import assert_ledger_verifies
 from tests.support.cluster import Cluster, internal_metadata

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.credit.domain import Category, CloseReason, Grant, charge_takes
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import reason_of
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from tests.integration.test_credit_ledger import assert_ledger_verifies
 from tests.support.cluster import Cluster

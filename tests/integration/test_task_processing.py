@@ -188,14 +188,11 @@ async def test_refund_owed_while_credit_is_down_is_paid_by_repair(
 ) -> None:
     tasks = await new_user(credit, cluster)
     created = await tasks.create("video_generation")
-    await cluster.stop("credit")
-    try:
+    async with cluster.stopped("credit"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await tasks.cancel(created.task.id)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert (await tasks.get(created.task.id)).status == "cancelled"
-    finally:
-        await cluster.start("credit")
     retry = await tasks.cancel(created.task.id)  # the retry pays the refund it owes
     assert retry.refund_applied
     assert (await credit.account(tasks.user)).current_credits == 10

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import reason_of
 from studiox.credit.v1 import credit_pb2
 from studiox.task.v1 import task_pb2
 from tests.support.cluster import Cluster, internal_metadata

@@ -12,7 +12,7 @@ from google.api import httpbody_pb2
 from prometheus_client import REGISTRY
 
 from devstack.stripe_emulator import StripeEmulator, body_of, sign
-from services.kit.grpc_errors import reason_of
+from services.kit.errors import reason_of
 from services.kit.migrate import upgrade_all
 from services.kit.settings import ServiceName, Settings
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from services.kit.access import INTERNAL_TOKEN_HEADER
 from services.kit.migrate import upgrade_all
 from services.kit.server import RunningServer, start_server
 from services.kit.settings import SERVICE_NAMES, ServiceName, Settings
+from services.kit.transport import RECONNECT_OPTIONS
 from services.scheduler.config import SchedulerConfig
 from tests.support.ports import free_port
 from tests.support.tokens import AUTHORIZED_PARTY, DEFAULT_KEY, ISSUER
@@ -46,7 +48,7 @@ class Cluster:
     _channels: dict[ServiceName, grpc.aio.Channel] = field(default_factory=dict)
 
     async def start(self, name: ServiceName) -> RunningServer:
-        module = importlib.import_module(f"services.{name}.api")
+        module = importlib.import_module(f"services.{name}.wiring")
         if name == "scheduler":
             # Quiet: it must not claim or repair the tasks other tests are looking at.
             spec = module.build_spec(self.settings, quiet_scheduler())
@@ -54,11 +56,25 @@ class Cluster:
             spec = module.build_spec(self.settings)
         server = await start_server(spec, self.settings, self.settings.service_addr(name))
         self.servers[name] = server
+        channel = self._channels.get(name)
+        if channel is not None:
+            # A restart: the tests' channel failed while the service was down. It is connected
+            # again before the next test uses it, instead of failing fast until it reconnects.
+            await asyncio.wait_for(channel.channel_ready(), timeout=10)
         return server
 
     async def stop(self, name: ServiceName, grace: float = 1.0) -> None:
         server = self.servers.pop(name)
         await server.stop(grace)
+
+    @contextlib.asynccontextmanager
+    async def stopped(self, name: ServiceName) -> AsyncIterator[None]:
+        """`name` down for the block, then serving again (and reachable) whatever the block did."""
+        await self.stop(name)
+        try:
+            yield
+        finally:
+            await self.start(name)
 
     def sql(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
         """Run one statement on the cluster's database (autocommit); its rows, if any."""
@@ -73,7 +89,9 @@ class Cluster:
 
     def channel(self, name: ServiceName) -> grpc.aio.Channel:
         if name not in self._channels:
-            self._channels[name] = grpc.aio.insecure_channel(self.settings.service_addr(name))
+            self._channels[name] = grpc.aio.insecure_channel(
+                self.settings.service_addr(name), options=RECONNECT_OPTIONS
+            )
         return self._channels[name]
 
     async def close(self) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import grpc
 
+from services.kit.features import FEATURES, TaskType
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from tests.support.cluster import internal_metadata
 from tests.support.tokens import new_user_id
@@ -14,19 +15,19 @@ FREE = credit_pb2.PlanTerms(
     plan_name="free",
     monthly_allowance=10,
     is_unlimited=False,
-    features=["image_analysis", "video_generation"],
+    features=[TaskType.IMAGE_ANALYSIS.value, TaskType.VIDEO_GENERATION.value],
 )
 PRO = credit_pb2.PlanTerms(
     plan_name="pro",
     monthly_allowance=100,
     is_unlimited=False,
-    features=["image_analysis", "video_generation", "advanced_editing"],
+    features=FEATURES,
 )
 ENTERPRISE = credit_pb2.PlanTerms(
     plan_name="enterprise",
     monthly_allowance=0,
     is_unlimited=True,
-    features=["image_analysis", "video_generation", "advanced_editing"],
+    features=FEATURES,
 )
 
 
@@ -108,11 +109,27 @@ class CreditClient:
         )
 
     async def charge(
-        self, user: str, amount: int, key: str, feature: str = "image_analysis"
+        self, user: str, amount: int, key: str, feature: str = "image_analysis", hold: bool = False
     ) -> credit_pb2.ChargeResponse:
         return await self.stub.Charge(
             credit_pb2.ChargeRequest(
-                user_id=user, amount=amount, idempotency_key=key, feature=feature, reference=key
+                user_id=user,
+                amount=amount,
+                idempotency_key=key,
+                feature=feature,
+                reference=key,
+                hold=hold,
+            ),
+            metadata=internal_metadata(),
+        )
+
+    async def settle(self, user: str, hold_key: str, cost: int) -> credit_pb2.SettleResponse:
+        return await self.stub.Settle(
+            credit_pb2.SettleRequest(
+                user_id=user,
+                reservation_key=hold_key,
+                cost=cost,
+                idempotency_key=f"settle:{hold_key}",
             ),
             metadata=internal_metadata(),
         )

@@ -29,6 +29,7 @@ class FakeTask:
     attempts: int = 0
     output: dict[str, Any] | None = None
     error: str | None = None
+    usage: dict[str, float] = field(default_factory=dict)
     heartbeats: int = 0
 
 
@@ -97,10 +98,13 @@ class FakeTaskQueue:
         task = self._owned(task_id, worker_id)
         task.lease_until = time.monotonic() + RELEASE_LEASE_SECONDS
 
-    async def complete(self, task_id: str, output: Mapping[str, Any]) -> None:
+    async def complete(
+        self, task_id: str, output: Mapping[str, Any], usage: Mapping[str, float] | None = None
+    ) -> None:
         self._call("complete")
         task = self._owned(task_id)
         task.status, task.output, task.owner = "done", dict(output), None
+        task.usage = dict(usage or {})
 
     async def fail(self, task_id: str, error: str) -> None:
         self._call("fail")

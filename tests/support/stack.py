@@ -26,7 +26,14 @@ from typing import IO
 import httpx
 import psutil
 
-from devstack.stack import Process, StackSettings, child_environment, processes, stack_ready
+from devstack.stack import (
+    REPLICA_PORT_STEP,
+    Process,
+    StackSettings,
+    child_environment,
+    processes,
+    stack_ready,
+)
 from services.kit.settings import SERVICE_NAMES
 from tests.support.cluster import INTERNAL_TOKEN
 from tests.support.ports import free_port
@@ -46,7 +53,9 @@ def patched_environ(values: dict[str, str], remove: tuple[str, ...] = ()) -> Ite
         os.environ.update(saved)
 
 
-def stack_environment(state_dir: Path, database_url: str | None) -> dict[str, str]:
+def stack_environment(
+    state_dir: Path, database_url: str | None, workers: int = 1
+) -> dict[str, str]:
     env = {
         "PORT": str(free_port()),
         "ENVOY_ADMIN_PORT": str(free_port()),
@@ -66,11 +75,18 @@ def stack_environment(state_dir: Path, database_url: str | None) -> dict[str, st
         "STUDIOX_DEV_WORKER": "0",
         # Where the local Stripe listens when it runs (no STRIPE_SECRET_KEY given).
         "STUDIOX_DEV_STRIPE_PORT": str(free_port()),
+        # ... and the local webhook receiver (when WEBHOOK_ENDPOINTS is not given).
+        "STUDIOX_DEV_WEBHOOKS_PORT": str(free_port()),
         # Every test client is 127.0.0.1; the limiter has its own test (test_gateway_limits).
         "GATEWAY_RATE_LIMIT_RPS": "0",
+        # One process per service (`make run` starts one per core): the tests' load is light, and
+        # tests stop or kill "the" credit process by name. test_replicas and the bench run more.
+        "SERVICE_WORKERS": str(workers),
     }
     for name in SERVICE_NAMES:
-        env[f"{name.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{free_port()}"
+        # Every worker's port reserved, not only the first (devstack.stack.replica_endpoints).
+        port = free_port(spaced=REPLICA_PORT_STEP, count=workers)
+        env[f"{name.upper()}_SERVICE_ADDR"] = f"127.0.0.1:{port}"
     if database_url:
         env["DATABASE_URL"] = database_url
     return env
@@ -87,8 +103,9 @@ class Stack:
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        workers = int(self.extra_env.get("SERVICE_WORKERS", "1"))
         overrides = {
-            **stack_environment(self.root / "state", self.database_url),
+            **stack_environment(self.root / "state", self.database_url, workers),
             **self.extra_env,
         }
         with patched_environ(overrides, remove=() if self.database_url else ("DATABASE_URL",)):

@@ -74,7 +74,8 @@ def test_without_clerk_configuration_nothing_but_dev_tokens_pass() -> None:
 def test_verified_tokens_expire_and_stay_bounded() -> None:
     import time
 
-    from services.kit.auth import Identity, VerifiedTokens
+    from services.kit.auth import VerifiedTokens
+    from services.kit.context import Identity
 
     cache = VerifiedTokens(capacity=2)
     now = int(time.time())

@@ -17,7 +17,7 @@ from services.billing.fulfilment import Fulfilment, Ledger
 from services.billing.payments import Billing, PurchaseStarted
 from services.billing.stripe_api import CardDeclined
 from services.billing.webhooks import Webhooks
-from services.kit.auth import Identity
+from services.kit.context import Identity
 from services.kit.errors import DomainError, ErrorKind, InvalidInput, InvalidState, NotFound
 from tests.support.fakes.billing_store import FakeBillingStore
 from tests.support.fakes.channels import FakeChannels

@@ -5,7 +5,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from services.kit import errors
-from services.kit.grpc_errors import GRPC_CODES, message_for, status_for
+from services.kit.errors import GRPC_CODES, message_for, status_for
 
 
 def test_every_error_kind_has_a_grpc_code() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import child_environment, local_settings
+from devstack.stack import child_environment, local_settings, processes
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +16,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "DATABASE_URL",
         "STUDIOX_EMBEDDED_PG",
         "REPLICAS",
+        "SERVICE_WORKERS",
         "CREDIT_SERVICE_ADDR",
         "DEV_JWT_PUBLIC_KEY_FILE",
         "APP_ENV",
@@ -60,3 +61,22 @@ def test_production_stacks_never_get_the_dev_key(monkeypatch: pytest.MonkeyPatch
     assert "DEV_JWT_PUBLIC_KEY_FILE" not in child_environment(local_settings())
     monkeypatch.setenv("APP_ENV", "development")
     assert "DEV_JWT_PUBLIC_KEY_FILE" in child_environment(local_settings())
+
+
+def test_make_run_starts_one_process_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert local_settings().service_endpoints("task") == ["127.0.0.1:50053", "127.0.0.1:50153"]
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert local_settings().replicas == 8  # the port layout's limit
+
+
+def test_service_workers_sets_the_processes_per_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_WORKERS", "1")
+    settings = local_settings()
+    assert settings.service_endpoints("credit") == ["127.0.0.1:50052"]
+    names = [p.name for p in processes(settings)]
+    assert "credit" in names
+    assert "credit.2" not in names
+    monkeypatch.setenv("SERVICE_WORKERS", "3")
+    names = [p.name for p in processes(local_settings())]
+    assert {"credit.1", "credit.2", "credit.3"} <= set(names)

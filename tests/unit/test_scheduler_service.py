@@ -95,13 +95,13 @@ async def test_process_tasks_claims_with_the_configured_limits(world: World) -> 
 
 
 async def test_repair_asks_with_the_configured_minimum_age(world: World) -> None:
-    world.tasks.repair_reply = task_pb2.RepairOrphansResponse(rejected=2, refunded=1)
+    world.tasks.repair_reply = task_pb2.RepairOrphansResponse(rejected=2, refunded=1, settled=3)
 
     counts = await world.jobs.repair()
 
     (repair,) = world.tasks.requests("RepairOrphans")
     assert repair.min_age_seconds == 90
-    assert counts == {"rejected": 2, "refunded": 1}
+    assert counts == {"rejected": 2, "refunded": 1, "settled": 3}
 
 
 async def test_the_runner_records_a_run_before_and_after_it(world: World) -> None:

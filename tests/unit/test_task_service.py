@@ -10,7 +10,7 @@ from dataclasses import replace
 import grpc
 import pytest
 
-from services.kit.auth import Identity
+from services.kit.context import Identity
 from services.kit.errors import (
     DomainError,
     ErrorKind,
@@ -294,7 +294,7 @@ async def test_a_failed_task_is_refunded_and_a_done_one_keeps_its_charge(world: 
         ChargeState.REFUNDED,
         "boom",
     )
-    assert (finished.charge_state, finished.output_data) == (ChargeState.CHARGED, {"ok": True})
+    assert (finished.charge_state, finished.output_data) == (ChargeState.SETTLED, {"ok": True})
     assert world.balance() == 10 - 1
 
 

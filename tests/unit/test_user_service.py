@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.kit.auth import Identity
+from services.kit.context import Identity
 from services.kit.errors import DomainError, ErrorKind, InvalidInput, NotFound
 from services.user.onboarding import Onboarding
 from tests.support.fakes.catalog import FakeCatalog

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from services.task.pricing import PRICES
 from services.worker import demo
 from services.worker.client import ClaimedTask
 from services.worker.processors import (
@@ -77,13 +78,25 @@ def test_bad_configuration_is_refused_at_start(explicit: dict[str, str], message
 
 
 async def test_demo_processors_are_labelled_and_describe_their_input() -> None:
-    out = await demo.image_analysis(task(url="https://x/cat.png", demoSeconds=0))
+    out = (await demo.image_analysis(task(url="https://x/cat.png", demoSeconds=0))).output
     assert out["demo"] is True
     assert "demo" in out["note"].lower()
     assert out["input"]["fields"] == ["demoSeconds", "url"]
     assert out["input"]["text"] == ["https://x/cat.png"]
-    video = await demo.video_generation(task("video_generation", demoSeconds=0))
+    video = (await demo.video_generation(task("video_generation", demoSeconds=0))).output
     assert video["videoUrl"].endswith("/t1.mp4")
+
+
+async def test_demo_processors_measure_plausible_usage() -> None:
+    # A demo clip comes out shorter than asked for, so the tour (which names a duration) shows a
+    # reservation settled for less than it held (services.task.pricing: 1 + 1 per second).
+    asked = await demo.video_generation(task("video_generation", durationSeconds=10, demoSeconds=0))
+    default = await demo.video_generation(task("video_generation", demoSeconds=0))
+    assert asked.usage == {"seconds": 8.0}
+    assert asked.output["durationSeconds"] == 8.0
+    assert default.usage == {"seconds": demo.DEMO_CLIP_SECONDS}
+    rule, named = PRICES["video_generation"], {"durationSeconds": 10}
+    assert rule.measured_cost(named, asked.usage, rule.reservation(named)) == 9  # of 11 reserved
 
 
 async def test_demo_input_can_ask_for_a_failure_or_a_duration() -> None:

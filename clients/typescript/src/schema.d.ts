@@ -55,6 +55,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/billing/auto-top-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get auto top up */
+        get: operations["getAutoTopUp"];
+        /** Put auto top up */
+        put: operations["putAutoTopUp"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/billing/history": {
         parameters: {
             query?: never;
@@ -293,6 +311,43 @@ export interface paths {
         patch: operations["updateStatus"];
         trace?: never;
     };
+    "/api/users/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List alerts */
+        get: operations["listAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/alerts/threshold": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set alert threshold
+         * @description By default a tenth of the plan's monthly allowance.
+         */
+        put: operations["setAlertThreshold"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users/credits": {
         parameters: {
             query?: never;
@@ -409,11 +464,48 @@ export interface components {
             /** @description The HTTP status, repeated. */
             statusCode: number;
         };
+        Alert: {
+            id: string;
+            /** @enum {string} */
+            kind: "credits.low" | "credits.depleted" | "topup.failed" | "grant.expiring";
+            message: string;
+            /**
+             * Format: int32
+             * @description The balance when it was raised (low and depleted alerts).
+             */
+            balance: number;
+            /** Format: int32 */
+            threshold: number;
+            /**
+             * Format: date-time
+             * @description RFC 3339, UTC (`Z`), with 0, 3, 6 or 9 fractional digits.
+             */
+            createdAt: string;
+        };
         /** @description A ledger entry as support sees it: who made it ("admin:<user>", "cli:<name>"; empty for the system) and why. */
         AuditEntry: {
             entry?: components["schemas"]["LedgerEntry"];
             actor: string;
             reason: string;
+        };
+        AutoTopUp: {
+            enabled: boolean;
+            /** Format: int32 */
+            threshold: number;
+            packId: string;
+            /** @description A card is saved for off-session payments. */
+            hasPaymentMethod: boolean;
+            /** @description Armed: enabled with a saved card (a crossing buys the pack). */
+            armed: boolean;
+            /**
+             * Format: int32
+             * @description Consecutive failed top-ups (declines, authentication required).
+             */
+            failures: number;
+            /** @description Why it was turned off by itself, if it was. */
+            disabledReason: string;
+            /** @description Where to save a card (Stripe Checkout in setup mode), when one is needed. */
+            setupUrl: string;
         };
         CancelTaskResponse: {
             success: boolean;
@@ -517,6 +609,19 @@ export interface components {
              * @description Credits taken back after a refunded or disputed payment that the balance could not cover; the next credits granted settle it first.
              */
             owedCredits: number;
+            /**
+             * Format: int32
+             * @description Credits held by reservations of running tasks (taken from the grants, settled when the task completes: what it did not use comes back).
+             */
+            reservedCredits: number;
+            /**
+             * Format: int32
+             * @description What a new task can reserve now: the balance less open reservations (equal to currentCredits, which has never included held credits).
+             */
+            availableCredits: number;
+        };
+        GetAutoTopUpResponse: {
+            autoTopUp: components["schemas"]["AutoTopUp"];
         };
         GetCreditsResponse: {
             success: boolean;
@@ -657,6 +762,9 @@ export interface components {
              */
             owedDelta: number;
         };
+        ListAlertsResponse: {
+            alerts: components["schemas"]["Alert"][];
+        };
         ListPaymentsResponse: {
             success: boolean;
             /** Format: int32 */
@@ -750,6 +858,19 @@ export interface components {
             isUnlimited: boolean;
             features: string[];
         };
+        /** @description A task type's price: base + ceil(rate per unit × units), at most maximum. Flat rules have no unit. A request may name the units it expects (inputData[inputField]) to reserve an estimate; one that names none reserves, and is charged at most, flatPrice. */
+        PriceRule: {
+            /** Format: int32 */
+            base: number;
+            /** @description Credits per unit, a decimal ("0.5"); "0" for flat rules. */
+            ratePerUnit: string;
+            unit: string;
+            inputField: string;
+            /** Format: int32 */
+            maximum: number;
+            /** Format: int32 */
+            flatPrice: number;
+        };
         /** @description Names a credit pack by id or by its number of credits. Without a payment method the answer is a Stripe Checkout Session to pay on; with a saved one (pm_...) a PaymentIntent is confirmed at once. Credits are granted only once Stripe confirms the payment. */
         PurchaseCreditsRequest: {
             /** @description A pack id from /api/billing/plans (e.g. "credits_50"). */
@@ -774,6 +895,19 @@ export interface components {
             /** @description PaymentIntent client secret, for the frontend to finish a "requires_action" payment. */
             clientSecret: string;
         };
+        PutAutoTopUpRequest: {
+            enabled?: boolean;
+            /**
+             * Format: int32
+             * @description Top up when the balance falls below this many credits (1..1000000).
+             */
+            threshold: number;
+            /** @description A pack id from /api/billing/plans (e.g. "credits_50"). */
+            packId: string;
+        };
+        PutAutoTopUpResponse: {
+            autoTopUp: components["schemas"]["AutoTopUp"];
+        };
         QuoteTaskResponse: {
             success: boolean;
             type: string;
@@ -795,6 +929,25 @@ export interface components {
             availableCredits: number;
             planName: string;
             isUnlimited: boolean;
+            /** @description How the type is priced (cost is what a request naming no usage reserves). */
+            rule?: components["schemas"]["PriceRule"];
+        };
+        SetAlertThresholdRequest: {
+            /**
+             * Format: int32
+             * @description Credits; 0 turns low-balance alerts off. Ignored when usePlanDefault is true.
+             */
+            threshold?: number;
+            /** @description Back to the plan's default (a tenth of its monthly allowance, at least 1). */
+            usePlanDefault?: boolean;
+        };
+        SetAlertThresholdResponse: {
+            /**
+             * Format: int32
+             * @description The threshold now in force.
+             */
+            threshold: number;
+            planDefault: boolean;
         };
         ShowAccountResponse: {
             success: boolean;
@@ -842,6 +995,20 @@ export interface components {
              * @description When the task reached done, failed or cancelled; absent before.
              */
             completedAt?: string;
+            /**
+             * Format: int32
+             * @description Credits reserved at creation (the most the task can cost); creditsCost is what it costs once settled (equal to the reservation until then).
+             */
+            creditsReserved: number;
+            /** @description What the worker measured, per unit of the type's price rule (e.g. "seconds"). */
+            usage: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int32
+             * @description What the measured usage came to beyond the reservation; recorded, never charged.
+             */
+            creditsUncharged: number;
         };
         TaskPrice: {
             /**
@@ -851,11 +1018,13 @@ export interface components {
             type: "image_analysis" | "video_generation" | "advanced_editing";
             /**
              * Format: int32
-             * @description Credits one task of this type costs (unlimited plans pay nothing).
+             * @description Credits one task of this type costs when its request names no usage (unlimited plans pay nothing).
              */
             cost: number;
             /** @description Ids of the plans that include it. */
             plans: string[];
+            /** @description How it is priced: a request naming its usage (rule.inputField) reserves the rule's estimate and pays for what the work measured, never more than it reserved. */
+            rule?: components["schemas"]["PriceRule"];
         };
         TaskStats: {
             /** Format: int32 */
@@ -884,6 +1053,10 @@ export interface components {
             };
             /** @description Why the task failed, kept (its first 2000 characters) when the status is failed. */
             error?: string;
+            /** @description Measured usage, kept when the status is done: unit (the price rule's, e.g. "seconds") to amount (finite, 0..1e9). The task is charged by it, never above its reservation. */
+            usage?: {
+                [key: string]: number;
+            };
         };
         UpdateStatusResponse: {
             success: boolean;
@@ -1477,7 +1650,9 @@ export interface operations {
                      *           }
                      *         ],
                      *         "bonusCredits": 20,
-                     *         "owedCredits": 0
+                     *         "owedCredits": 0,
+                     *         "reservedCredits": 0,
+                     *         "availableCredits": 45
                      *       },
                      *       "grants": [
                      *         {
@@ -1603,6 +1778,295 @@ export interface operations {
                      * @example {
                      *       "error": "Credit account not found",
                      *       "statusCode": 404
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAutoTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "autoTopUp": {
+                     *         "enabled": true,
+                     *         "threshold": 20,
+                     *         "packId": "credits_50",
+                     *         "hasPaymentMethod": true,
+                     *         "armed": true,
+                     *         "failures": 0,
+                     *         "disabledReason": "",
+                     *         "setupUrl": ""
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["GetAutoTopUpResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Bad request",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putAutoTopUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "enabled": true,
+                 *       "threshold": 20,
+                 *       "packId": "credits_50"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PutAutoTopUpRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "autoTopUp": {
+                     *         "enabled": true,
+                     *         "threshold": 20,
+                     *         "packId": "credits_50",
+                     *         "hasPaymentMethod": false,
+                     *         "armed": false,
+                     *         "failures": 0,
+                     *         "disabledReason": "",
+                     *         "setupUrl": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PutAutoTopUpResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "threshold must be between 1 and 1000000",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the gateway's limit (1 MiB). */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Payload too large",
+                     *       "statusCode": 413
                      *     }
                      */
                     "application/json": components["schemas"]["Error"];
@@ -2129,7 +2593,15 @@ export interface operations {
                      *             "free",
                      *             "pro",
                      *             "enterprise"
-                     *           ]
+                     *           ],
+                     *           "rule": {
+                     *             "base": 1,
+                     *             "ratePerUnit": "0",
+                     *             "unit": "",
+                     *             "inputField": "",
+                     *             "maximum": 1,
+                     *             "flatPrice": 1
+                     *           }
                      *         },
                      *         {
                      *           "type": "video_generation",
@@ -2138,7 +2610,15 @@ export interface operations {
                      *             "free",
                      *             "pro",
                      *             "enterprise"
-                     *           ]
+                     *           ],
+                     *           "rule": {
+                     *             "base": 1,
+                     *             "ratePerUnit": "1",
+                     *             "unit": "seconds",
+                     *             "inputField": "durationSeconds",
+                     *             "maximum": 120,
+                     *             "flatPrice": 5
+                     *           }
                      *         },
                      *         {
                      *           "type": "advanced_editing",
@@ -2146,7 +2626,15 @@ export interface operations {
                      *           "plans": [
                      *             "pro",
                      *             "enterprise"
-                     *           ]
+                     *           ],
+                     *           "rule": {
+                     *             "base": 3,
+                     *             "ratePerUnit": "0",
+                     *             "unit": "",
+                     *             "inputField": "",
+                     *             "maximum": 3,
+                     *             "flatPrice": 3
+                     *           }
                      *         }
                      *       ]
                      *     }
@@ -2744,7 +3232,10 @@ export interface operations {
                      *             "durationSeconds": 8
                      *           },
                      *           "error": "",
-                     *           "creditsCost": 5,
+                     *           "creditsCost": 9,
+                     *           "creditsReserved": 9,
+                     *           "usage": {},
+                     *           "creditsUncharged": 0,
                      *           "createdAt": "2026-01-31T12:00:00.123456Z",
                      *           "updatedAt": "2026-01-31T12:00:00.123456Z"
                      *         }
@@ -2899,7 +3390,10 @@ export interface operations {
                      *           "durationSeconds": 8
                      *         },
                      *         "error": "",
-                     *         "creditsCost": 5,
+                     *         "creditsCost": 9,
+                     *         "creditsReserved": 9,
+                     *         "usage": {},
+                     *         "creditsUncharged": 0,
                      *         "createdAt": "2026-01-31T12:00:00.123456Z",
                      *         "updatedAt": "2026-01-31T12:00:00.123456Z"
                      *       },
@@ -3084,7 +3578,15 @@ export interface operations {
                      *       "message": "Insufficient credits. Required: 5, Available: 2",
                      *       "availableCredits": 2,
                      *       "planName": "free",
-                     *       "isUnlimited": false
+                     *       "isUnlimited": false,
+                     *       "rule": {
+                     *         "base": 1,
+                     *         "ratePerUnit": "1",
+                     *         "unit": "seconds",
+                     *         "inputField": "durationSeconds",
+                     *         "maximum": 120,
+                     *         "flatPrice": 5
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["QuoteTaskResponse"];
@@ -3369,7 +3871,12 @@ export interface operations {
                      *           "durationSeconds": 8
                      *         },
                      *         "error": "",
-                     *         "creditsCost": 5,
+                     *         "creditsCost": 8,
+                     *         "creditsReserved": 9,
+                     *         "usage": {
+                     *           "seconds": 6.5
+                     *         },
+                     *         "creditsUncharged": 0,
                      *         "createdAt": "2026-01-31T12:00:00.123456Z",
                      *         "updatedAt": "2026-01-31T12:01:30.5Z",
                      *         "outputData": {
@@ -3528,7 +4035,10 @@ export interface operations {
                      *           "durationSeconds": 8
                      *         },
                      *         "error": "",
-                     *         "creditsCost": 5,
+                     *         "creditsCost": 9,
+                     *         "creditsReserved": 9,
+                     *         "usage": {},
+                     *         "creditsUncharged": 0,
                      *         "createdAt": "2026-01-31T12:00:00.123456Z",
                      *         "updatedAt": "2026-01-31T12:00:05Z",
                      *         "completedAt": "2026-01-31T12:00:05Z"
@@ -3712,7 +4222,12 @@ export interface operations {
                      *           "durationSeconds": 8
                      *         },
                      *         "error": "",
-                     *         "creditsCost": 5,
+                     *         "creditsCost": 8,
+                     *         "creditsReserved": 9,
+                     *         "usage": {
+                     *           "seconds": 6.5
+                     *         },
+                     *         "creditsUncharged": 0,
                      *         "createdAt": "2026-01-31T12:00:00.123456Z",
                      *         "updatedAt": "2026-01-31T12:01:30.5Z",
                      *         "outputData": {
@@ -3887,6 +4402,289 @@ export interface operations {
             };
         };
     };
+    listAlerts: {
+        parameters: {
+            query?: {
+                /** @description 1..100; 0 or absent means 20. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "alerts": [
+                     *         {
+                     *           "id": "42",
+                     *           "kind": "credits.low",
+                     *           "message": "Your balance fell below 10 credits",
+                     *           "balance": 4,
+                     *           "threshold": 10,
+                     *           "createdAt": "2026-01-31T12:00:00.123456Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ListAlertsResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Bad request",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setAlertThreshold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "threshold": 25,
+                 *       "usePlanDefault": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["SetAlertThresholdRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "threshold": 25,
+                     *       "planDefault": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SetAlertThresholdResponse"];
+                };
+            };
+            /** @description Bad request: malformed JSON, a value of the wrong type, or invalid input. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "threshold must be between 0 and 100000000",
+                     *       "statusCode": 400
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credential. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unauthorized",
+                     *       "statusCode": 401
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the gateway's limit (1 MiB). */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Payload too large",
+                     *       "statusCode": 413
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests from this client address; retry later. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Too many requests",
+                     *       "statusCode": 429
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request headers are too large. */
+            431: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Request header fields too large",
+                     *       "statusCode": 431
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A service this route needs is unavailable (or not configured). */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Service unavailable",
+                     *       "statusCode": 503
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The service did not answer in time. */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Gateway timeout",
+                     *       "statusCode": 504
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getCredits: {
         parameters: {
             query?: never;
@@ -3940,7 +4738,9 @@ export interface operations {
                      *           }
                      *         ],
                      *         "bonusCredits": 0,
-                     *         "owedCredits": 0
+                     *         "owedCredits": 0,
+                     *         "reservedCredits": 9,
+                     *         "availableCredits": 25
                      *       }
                      *     }
                      */

@@ -1,8 +1,8 @@
 """gRPC channels whose calls reach in-memory fakes of the other services. The real generated stubs
 run on them; requests and replies cross as bytes (so a fake answers with the reply type the stub
 expects); a DomainError a fake raises arrives as the AioRpcError the real server interceptor would
-send (code, ErrorInfo, x-error-reason: services.kit.grpc_errors.status_for), so the caller's own
-error handling (services.kit.clients.domain_error) runs unchanged. `FakeService.fail` simulates
+send (code, ErrorInfo, x-error-reason: services.kit.errors.status_for), so the caller's own
+error handling (services.kit.errors.domain_error) runs unchanged. `FakeService.fail` simulates
 the transport: a call that never arrives, or one applied whose answer is lost."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import grpc
 from google.protobuf.message import Message
 
 from services.kit.clients import ServiceChannels
-from services.kit.errors import DomainError
-from services.kit.grpc_errors import message_for, status_for
+from services.kit.errors import DomainError, message_for, status_for
 from services.kit.settings import ServiceName
 from tests.support.fakes.journal import Journal
 

@@ -17,12 +17,13 @@ from services.kit.errors import (
     InvalidState,
     NotFound,
 )
+from services.kit.features import FEATURES
 from services.kit.proto_time import from_timestamp
 from studiox.credit.v1 import credit_pb2
 from tests.support.fakes.channels import FakeService
 from tests.support.fakes.journal import Journal
 
-ALL_FEATURES = ("image_analysis", "video_generation", "advanced_editing")
+ALL_FEATURES = FEATURES
 KEY_REUSED = "idempotencyKey was already used for a different request"
 
 
@@ -52,6 +53,8 @@ class FakeEntry:
     reference: str = ""
     refunded: bool = False  # charges
     clawed: int = 0  # purchase grants
+    hold: bool = False  # charges made as reservations
+    settled_cost: int | None = None  # holds, once settled
 
 
 class FakeCredit(FakeService):
@@ -117,7 +120,7 @@ class FakeCredit(FakeService):
             raise FeatureNotInPlan(
                 f"{request.feature} is not included in the {account.plan_name} plan"
             )
-        entry = FakeEntry("charge", request.amount, reference=request.reference)
+        entry = FakeEntry("charge", request.amount, reference=request.reference, hold=request.hold)
         if not account.is_unlimited:
             if account.balance < request.amount:
                 raise InsufficientCredits(required=request.amount, available=account.balance)
@@ -150,6 +153,41 @@ class FakeCredit(FakeService):
         account.purchased += refund.purchased_delta
         self.entries[(request.user_id, request.idempotency_key)] = refund
         return credit_pb2.RefundResponse(remaining_credits=account.balance, applied=True)
+
+    async def Settle(self, request: credit_pb2.SettleRequest) -> Any:
+        """The hold keeps min(cost, held); the rest goes back, last-spent (purchased) first."""
+        account = self._account(request.user_id)
+        hold = self.entry(request.user_id, request.reservation_key)
+        if hold is None or not hold.hold:
+            raise NotFound("Reservation not found")
+        if hold.refunded:
+            raise InvalidState("Reservation was released")
+        charged = min(hold.amount, request.cost)
+        reply = credit_pb2.SettleResponse(
+            charged=charged,
+            returned=hold.amount - charged,
+            uncharged=request.cost - charged,
+            remaining_credits=account.balance,
+        )
+        if hold.settled_cost is not None:
+            if hold.settled_cost != request.cost:
+                raise InvalidInput(KEY_REUSED)
+            return reply
+        hold.settled_cost = request.cost
+        back = hold.amount - charged if not account.is_unlimited else 0
+        to_purchased = min(back, -hold.purchased_delta)
+        entry = FakeEntry(
+            "settle",
+            back,
+            allowance_delta=back - to_purchased,
+            purchased_delta=to_purchased,
+            reference=hold.reference,
+        )
+        account.allowance += entry.allowance_delta
+        account.purchased += entry.purchased_delta
+        self.entries[(request.user_id, request.idempotency_key)] = entry
+        reply.remaining_credits, reply.applied = account.balance, True
+        return reply
 
     async def Grant(self, request: credit_pb2.GrantRequest) -> Any:
         account = self._account(request.user_id)

@@ -23,9 +23,8 @@ class Transactional(Protocol):
 
 
 class FakeConnection:
-    def __init__(self, db: FakeDatabase, *, in_transaction: bool) -> None:
+    def __init__(self, db: FakeDatabase) -> None:
         self._db = db
-        self.in_transaction = in_transaction
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[FakeConnection]:
@@ -39,11 +38,7 @@ class FakeDatabase(Database):
     def __init__(self, *stores: Transactional) -> None:
         self._stores = list(stores)
         self.open_transactions = 0
-        self.commits = 0
         self.rollbacks = 0
-
-    def track(self, store: Transactional) -> None:
-        self._stores.append(store)
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:
@@ -56,19 +51,17 @@ class FakeDatabase(Database):
                 store.restore(state)
             self.rollbacks += 1
             raise
-        else:
-            self.commits += 1
         finally:
             self.open_transactions -= 1
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.atomic():
-            yield cast(AsyncConnection, FakeConnection(self, in_transaction=True))
+            yield cast(AsyncConnection, FakeConnection(self))
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        yield cast(AsyncConnection, FakeConnection(self, in_transaction=False))
+        yield cast(AsyncConnection, FakeConnection(self))
 
     async def ping(self) -> None:
         return None

@@ -159,6 +159,62 @@ class FakeStripe(StripeApi):
             raise CardDeclined("The payment was declined: Your card was declined.", intent)
         return intent
 
+    async def checkout_setup(
+        self, *, customer_id: str, user_id: str, urls: ReturnUrls, key: str
+    ) -> Json:
+        self.journal.add("stripe.checkout_setup")
+        return self._idempotent(
+            key, lambda: self._session("setup", customer_id, {META_USER: user_id})
+        )
+
+    async def retrieve_setup_checkout(self, session_id: str) -> Json:
+        session = copy.deepcopy(self._get(session_id, "checkout.session"))
+        if session.get("setup_intent"):
+            session["setup_intent"] = copy.deepcopy(self.objects[session["setup_intent"]])
+        return session
+
+    def save_card(self, session_id: str, card: str = "pm_card_visa") -> Json:
+        """The buyer saves `card` on a setup-mode Checkout page; the completed session."""
+        session = self._get(session_id, "checkout.session")
+        seti = {
+            "id": self._new_id("seti"),
+            "object": "setup_intent",
+            "status": "succeeded",
+            "customer": session["customer"],
+            "payment_method": card,
+        }
+        self.objects[seti["id"]] = seti
+        session.update(status="complete", setup_intent=seti["id"])
+        return copy.deepcopy(session)
+
+    async def charge_off_session(
+        self,
+        *,
+        customer_id: str,
+        user_id: str,
+        pack: CreditPack,
+        payment_method_id: str,
+        order_ref: str,
+        key: str,
+    ) -> Json:
+        """Off-session, a card asking for authentication fails like a decline (Stripe's
+        authentication_required card error)."""
+        self.journal.add("stripe.charge_off_session")
+        code = {DECLINED_CARD: "card_declined", AUTHENTICATED_CARD: "authentication_required"}
+        failure = code.get(payment_method_id)
+        metadata = {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"}
+        status = "requires_payment_method" if failure else "succeeded"
+        intent = self._idempotent(
+            key,
+            lambda: {
+                **self._intent(customer_id, pack.price_cents, pack.currency, metadata, status),
+                **({"last_payment_error": {"code": failure}} if failure else {}),
+            },
+        )
+        if failure:
+            raise CardDeclined("The payment was declined", intent)
+        return intent
+
     def _intent(
         self, customer_id: str, cents: int, currency: str, metadata: dict[str, str], status: str
     ) -> Json:

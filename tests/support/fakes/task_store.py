@@ -93,6 +93,7 @@ class FakeTaskStore:
             created_at=now,
             updated_at=now,
             completed_at=None,
+            credits_reserved=cost,
         )
         self.rows[task_id] = _Row(task, client_key, request_hash)
         return task
@@ -131,7 +132,7 @@ class FakeTaskStore:
         if row is None or row.task.charge_state not in from_states:
             return False
         self._update(row, charge_state=to_state)
-        if to_state in (ChargeState.REFUNDED, ChargeState.RELEASED):
+        if to_state in (ChargeState.REFUNDED, ChargeState.RELEASED, ChargeState.SETTLED):
             row.settled_at = self.clock.now()
         return True
 
@@ -141,6 +142,32 @@ class FakeTaskStore:
         if row is None or row.task.charge_state is not ChargeState.RESERVED:
             return None
         return self._update(row, charge_state=ChargeState.CHARGED)
+
+    async def complete(
+        self,
+        conn: AsyncConnection,
+        task_id: uuid.UUID,
+        *,
+        output_data: dict[str, Any] | None,
+        usage: dict[str, float],
+        cost: int,
+        uncharged: int,
+    ) -> Task:
+        self.journal.add("tasks.complete:settling")
+        row = self.rows[task_id]
+        assert row.task.charge_state is ChargeState.CHARGED
+        assert cost <= row.task.credits_reserved  # the table's CHECK
+        row.lease_owner = row.lease_expires_at = None
+        return self._update(
+            row,
+            status=Status.DONE,
+            charge_state=ChargeState.SETTLING,
+            output_data=output_data if output_data is not None else row.task.output_data,
+            usage=dict(usage),
+            credits_cost=cost,
+            credits_uncharged=uncharged,
+            completed_at=self.clock.now(),
+        )
 
     async def delete_reserved(self, conn: AsyncConnection, task_id: uuid.UUID) -> None:
         self.journal.add("tasks.delete_reserved")
@@ -245,7 +272,7 @@ class FakeTaskStore:
                 return row.settled_at is not None and row.settled_at > now - timedelta(
                     seconds=recheck_seconds
                 )
-            return state is ChargeState.REFUNDING
+            return state in (ChargeState.REFUNDING, ChargeState.SETTLING)
 
         found = sorted((r for r in self.rows.values() if open_(r)), key=lambda r: r.task.updated_at)
         return [row.task for row in found[:limit]]

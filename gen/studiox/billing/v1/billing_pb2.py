@@ -26,9 +26,10 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from studiox.api.v1 import contract_pb2 as studiox_dot_api_dot_v1_dot_contract__pb2
+from studiox.task.v1 import task_pb2 as studiox_dot_task_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n studiox/billing/v1/billing.proto\x12\x12studiox.billing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dstudiox/api/v1/contract.proto\"\xa1\x01\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x1d\n\x08interval\x18\x05 \x01(\tB\x0b\xe2\xe0\x18\x07\n\x05month\x12\x17\n\x0fmonthly_credits\x18\x06 \x01(\x05\x12\x14\n\x0cis_unlimited\x18\x07 \x01(\x08\x12\x10\n\x08\x66\x65\x61tures\x18\x08 \x03(\t\"X\n\nCreditPack\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"\xf9\x02\n\x07Payment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12k\n\x06status\x18\x04 \x01(\tB[\xe2\xe0\x18W\n\x07pending\n\tsucceeded\n\x06\x66\x61iled\n\x07\x65xpired\n\x08\x63\x61nceled\n\x08refunded\n\x12partially_refunded\n\x08\x64isputed\x12)\n\x04kind\x18\x05 \x01(\tB\x1b\xe2\xe0\x18\x17\n\x07\x63redits\n\x0csubscription\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x11\n\tplan_name\x18\x07 \x01(\t\x12\x36\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xe2\xe0\x18\x02\x10\x01\x12\x17\n\x0frefunded_amount\x18\t \x01(\x05\x12\x16\n\x0e\x64ispute_status\x18\n \x01(\t\x12\x1b\n\x13\x63redits_clawed_back\x18\x0b \x01(\x05\"\x12\n\x10ListPlansRequest\"\x13\n\x11ListPricesRequest\"p\n\tTaskPrice\x12\x46\n\x04type\x18\x01 \x01(\tB8\xe2\xe0\x18\x34\n\x0eimage_analysis\n\x10video_generation\n\x10\x61\x64vanced_editing\x12\x0c\n\x04\x63ost\x18\x02 \x01(\x05\x12\r\n\x05plans\x18\x03 \x03(\t\"T\n\x12ListPricesResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12-\n\x06prices\x18\x02 \x03(\x0b\x32\x1d.studiox.billing.v1.TaskPrice\"\x83\x01\n\x11ListPlansResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\'\n\x05plans\x18\x02 \x03(\x0b\x32\x18.studiox.billing.v1.Plan\x12\x34\n\x0c\x63redit_packs\x18\x03 \x03(\x0b\x32\x1e.studiox.billing.v1.CreditPack\"^\n\x16PurchaseCreditsRequest\x12\x0f\n\x07pack_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\"\n\x11payment_method_id\x18\x03 \x01(\tB\x07\xe2\xe0\x18\x03(\xff\x01\"\xa7\x01\n\x17PurchaseCreditsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x14\n\x0c\x63heckout_url\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x19\n\x11payment_intent_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x15\n\rclient_secret\x18\x07 \x01(\t\"/\n\x12UpgradePlanRequest\x12\x19\n\tplan_name\x18\x01 \x01(\tB\x06\xe2\xe0\x18\x02\x10\x01\"\xee\x01\n\x13UpgradePlanResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x46\n\x06status\x18\x05 \x01(\tB6\xe2\xe0\x18\x32\n\x08\x63heckout\n\x07pending\n\x14\x63\x61ncel_at_period_end\n\x07resumed\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplan_name\x18\x07 \x01(\t\">\n\x13ListPaymentsRequest\x12\x17\n\x05limit\x18\x01 \x01(\x05\x42\x08\xe2\xe0\x18\x04\x18\x00 d\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"z\n\x14ListPaymentsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12-\n\x08payments\x18\x03 \x03(\x0b\x32\x1b.studiox.billing.v1.Payment\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x14HandleWebhookRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\")\n\x15HandleWebhookResponse\x12\x10\n\x08received\x18\x01 \x01(\x08\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"9\n\x0fGetPlanResponse\x12&\n\x04plan\x18\x01 \x01(\x0b\x32\x18.studiox.billing.v1.Plan2\xdb\t\n\x0e\x42illingService\x12t\n\tListPlans\x12$.studiox.billing.v1.ListPlansRequest\x1a%.studiox.billing.v1.ListPlansResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/billing/plans\x12x\n\nListPrices\x12%.studiox.billing.v1.ListPricesRequest\x1a&.studiox.billing.v1.ListPricesResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/billing/prices\x12\x83\x02\n\x0fPurchaseCredits\x12*.studiox.billing.v1.PurchaseCreditsRequest\x1a+.studiox.billing.v1.PurchaseCreditsResponse\"\x96\x01\xe2\xe0\x18j\x1ah\n\x0fIdempotency-Key\x12RRetries with the same key reach the same Stripe Checkout Session or PaymentIntent. \xc8\x01\x82\xd3\xe4\x93\x02\"\"\x1d/api/billing/purchase-credits:\x01*\x12\xba\x02\n\x0bUpgradePlan\x12&.studiox.billing.v1.UpgradePlanRequest\x1a\'.studiox.billing.v1.UpgradePlanResponse\"\xd9\x01\xe2\xe0\x18\x92\x01\x12&\x08\x99\x03\x12!The user is already on this plan.\x1ah\n\x0fIdempotency-Key\x12RRetries with the same key reach the same Stripe Checkout Session or PaymentIntent. \xc8\x01\x82\xd3\xe4\x93\x02<\"\x19/api/billing/upgrade-plan:\x01*Z\x1c\"\x17/api/users/upgrade-plan:\x01*\x12\x7f\n\x0cListPayments\x12\'.studiox.billing.v1.ListPaymentsRequest\x1a(.studiox.billing.v1.ListPaymentsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/billing/history\x12\x94\x02\n\rHandleWebhook\x12(.studiox.billing.v1.HandleWebhookRequest\x1a).studiox.billing.v1.HandleWebhookResponse\"\xad\x01\xe2\xe0\x18\x86\x01\x1a\x83\x01\n\x10Stripe-Signature\x12mStripe\'s signature of the raw body (t=...,v1=...); without a valid one the answer is 400 and nothing changes.\x18\x01\x82\xd3\xe4\x93\x02\x1c\"\x14/api/billing/webhook:\x04\x62ody2l\n\x16\x42illingInternalService\x12R\n\x07GetPlan\x12\".studiox.billing.v1.GetPlanRequest\x1a#.studiox.billing.v1.GetPlanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n studiox/billing/v1/billing.proto\x12\x12studiox.billing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dstudiox/api/v1/contract.proto\x1a\x1astudiox/task/v1/task.proto\"\xa1\x01\n\x04Plan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x1d\n\x08interval\x18\x05 \x01(\tB\x0b\xe2\xe0\x18\x07\n\x05month\x12\x17\n\x0fmonthly_credits\x18\x06 \x01(\x05\x12\x14\n\x0cis_unlimited\x18\x07 \x01(\x08\x12\x10\n\x08\x66\x65\x61tures\x18\x08 \x03(\t\"X\n\nCreditPack\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\r\n\x05price\x18\x03 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"\xf9\x02\n\x07Payment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x05\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12k\n\x06status\x18\x04 \x01(\tB[\xe2\xe0\x18W\n\x07pending\n\tsucceeded\n\x06\x66\x61iled\n\x07\x65xpired\n\x08\x63\x61nceled\n\x08refunded\n\x12partially_refunded\n\x08\x64isputed\x12)\n\x04kind\x18\x05 \x01(\tB\x1b\xe2\xe0\x18\x17\n\x07\x63redits\n\x0csubscription\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x11\n\tplan_name\x18\x07 \x01(\t\x12\x36\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xe2\xe0\x18\x02\x10\x01\x12\x17\n\x0frefunded_amount\x18\t \x01(\x05\x12\x16\n\x0e\x64ispute_status\x18\n \x01(\t\x12\x1b\n\x13\x63redits_clawed_back\x18\x0b \x01(\x05\"\x12\n\x10ListPlansRequest\"\x13\n\x11ListPricesRequest\"\x9a\x01\n\tTaskPrice\x12\x46\n\x04type\x18\x01 \x01(\tB8\xe2\xe0\x18\x34\n\x0eimage_analysis\n\x10video_generation\n\x10\x61\x64vanced_editing\x12\x0c\n\x04\x63ost\x18\x02 \x01(\x05\x12\r\n\x05plans\x18\x03 \x03(\t\x12(\n\x04rule\x18\x04 \x01(\x0b\x32\x1a.studiox.task.v1.PriceRule\"T\n\x12ListPricesResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12-\n\x06prices\x18\x02 \x03(\x0b\x32\x1d.studiox.billing.v1.TaskPrice\"\x83\x01\n\x11ListPlansResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\'\n\x05plans\x18\x02 \x03(\x0b\x32\x18.studiox.billing.v1.Plan\x12\x34\n\x0c\x63redit_packs\x18\x03 \x03(\x0b\x32\x1e.studiox.billing.v1.CreditPack\"^\n\x16PurchaseCreditsRequest\x12\x0f\n\x07pack_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x05\x12\"\n\x11payment_method_id\x18\x03 \x01(\tB\x07\xe2\xe0\x18\x03(\xff\x01\"\xa7\x01\n\x17PurchaseCreditsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x14\n\x0c\x63heckout_url\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x19\n\x11payment_intent_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x05\x12\x15\n\rclient_secret\x18\x07 \x01(\t\"/\n\x12UpgradePlanRequest\x12\x19\n\tplan_name\x18\x01 \x01(\tB\x06\xe2\xe0\x18\x02\x10\x01\"\xee\x01\n\x13UpgradePlanResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x46\n\x06status\x18\x05 \x01(\tB6\xe2\xe0\x18\x32\n\x08\x63heckout\n\x07pending\n\x14\x63\x61ncel_at_period_end\n\x07resumed\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplan_name\x18\x07 \x01(\t\">\n\x13ListPaymentsRequest\x12\x17\n\x05limit\x18\x01 \x01(\x05\x42\x08\xe2\xe0\x18\x04\x18\x00 d\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"z\n\x14ListPaymentsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12-\n\x08payments\x18\x03 \x03(\x0b\x32\x1b.studiox.billing.v1.Payment\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\":\n\x14HandleWebhookRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\")\n\x15HandleWebhookResponse\x12\x10\n\x08received\x18\x01 \x01(\x08\"!\n\x0eGetPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\"9\n\x0fGetPlanResponse\x12&\n\x04plan\x18\x01 \x01(\x0b\x32\x18.studiox.billing.v1.Plan2\xdb\t\n\x0e\x42illingService\x12t\n\tListPlans\x12$.studiox.billing.v1.ListPlansRequest\x1a%.studiox.billing.v1.ListPlansResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/billing/plans\x12x\n\nListPrices\x12%.studiox.billing.v1.ListPricesRequest\x1a&.studiox.billing.v1.ListPricesResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/billing/prices\x12\x83\x02\n\x0fPurchaseCredits\x12*.studiox.billing.v1.PurchaseCreditsRequest\x1a+.studiox.billing.v1.PurchaseCreditsResponse\"\x96\x01\xe2\xe0\x18j\x1ah\n\x0fIdempotency-Key\x12RRetries with the same key reach the same Stripe Checkout Session or PaymentIntent. \xc8\x01\x82\xd3\xe4\x93\x02\"\"\x1d/api/billing/purchase-credits:\x01*\x12\xba\x02\n\x0bUpgradePlan\x12&.studiox.billing.v1.UpgradePlanRequest\x1a\'.studiox.billing.v1.UpgradePlanResponse\"\xd9\x01\xe2\xe0\x18\x92\x01\x12&\x08\x99\x03\x12!The user is already on this plan.\x1ah\n\x0fIdempotency-Key\x12RRetries with the same key reach the same Stripe Checkout Session or PaymentIntent. \xc8\x01\x82\xd3\xe4\x93\x02<\"\x19/api/billing/upgrade-plan:\x01*Z\x1c\"\x17/api/users/upgrade-plan:\x01*\x12\x7f\n\x0cListPayments\x12\'.studiox.billing.v1.ListPaymentsRequest\x1a(.studiox.billing.v1.ListPaymentsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/billing/history\x12\x94\x02\n\rHandleWebhook\x12(.studiox.billing.v1.HandleWebhookRequest\x1a).studiox.billing.v1.HandleWebhookResponse\"\xad\x01\xe2\xe0\x18\x86\x01\x1a\x83\x01\n\x10Stripe-Signature\x12mStripe\'s signature of the raw body (t=...,v1=...); without a valid one the answer is 400 and nothing changes.\x18\x01\x82\xd3\xe4\x93\x02\x1c\"\x14/api/billing/webhook:\x04\x62ody2l\n\x16\x42illingInternalService\x12R\n\x07GetPlan\x12\".studiox.billing.v1.GetPlanRequest\x1a#.studiox.billing.v1.GetPlanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -65,44 +66,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BILLINGSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\202\323\344\223\002\026\022\024/api/billing/history'
   _globals['_BILLINGSERVICE'].methods_by_name['HandleWebhook']._loaded_options = None
   _globals['_BILLINGSERVICE'].methods_by_name['HandleWebhook']._serialized_options = b'\342\340\030\206\001\032\203\001\n\020Stripe-Signature\022mStripe\'s signature of the raw body (t=...,v1=...); without a valid one the answer is 400 and nothing changes.\030\001\202\323\344\223\002\034\"\024/api/billing/webhook:\004body'
-  _globals['_PLAN']._serialized_start=178
-  _globals['_PLAN']._serialized_end=339
-  _globals['_CREDITPACK']._serialized_start=341
-  _globals['_CREDITPACK']._serialized_end=429
-  _globals['_PAYMENT']._serialized_start=432
-  _globals['_PAYMENT']._serialized_end=809
-  _globals['_LISTPLANSREQUEST']._serialized_start=811
-  _globals['_LISTPLANSREQUEST']._serialized_end=829
-  _globals['_LISTPRICESREQUEST']._serialized_start=831
-  _globals['_LISTPRICESREQUEST']._serialized_end=850
-  _globals['_TASKPRICE']._serialized_start=852
-  _globals['_TASKPRICE']._serialized_end=964
-  _globals['_LISTPRICESRESPONSE']._serialized_start=966
-  _globals['_LISTPRICESRESPONSE']._serialized_end=1050
-  _globals['_LISTPLANSRESPONSE']._serialized_start=1053
-  _globals['_LISTPLANSRESPONSE']._serialized_end=1184
-  _globals['_PURCHASECREDITSREQUEST']._serialized_start=1186
-  _globals['_PURCHASECREDITSREQUEST']._serialized_end=1280
-  _globals['_PURCHASECREDITSRESPONSE']._serialized_start=1283
-  _globals['_PURCHASECREDITSRESPONSE']._serialized_end=1450
-  _globals['_UPGRADEPLANREQUEST']._serialized_start=1452
-  _globals['_UPGRADEPLANREQUEST']._serialized_end=1499
-  _globals['_UPGRADEPLANRESPONSE']._serialized_start=1502
-  _globals['_UPGRADEPLANRESPONSE']._serialized_end=1740
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1742
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1804
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1806
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1928
-  _globals['_HANDLEWEBHOOKREQUEST']._serialized_start=1930
-  _globals['_HANDLEWEBHOOKREQUEST']._serialized_end=1988
-  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_start=1990
-  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_end=2031
-  _globals['_GETPLANREQUEST']._serialized_start=2033
-  _globals['_GETPLANREQUEST']._serialized_end=2066
-  _globals['_GETPLANRESPONSE']._serialized_start=2068
-  _globals['_GETPLANRESPONSE']._serialized_end=2125
-  _globals['_BILLINGSERVICE']._serialized_start=2128
-  _globals['_BILLINGSERVICE']._serialized_end=3371
-  _globals['_BILLINGINTERNALSERVICE']._serialized_start=3373
-  _globals['_BILLINGINTERNALSERVICE']._serialized_end=3481
+  _globals['_PLAN']._serialized_start=206
+  _globals['_PLAN']._serialized_end=367
+  _globals['_CREDITPACK']._serialized_start=369
+  _globals['_CREDITPACK']._serialized_end=457
+  _globals['_PAYMENT']._serialized_start=460
+  _globals['_PAYMENT']._serialized_end=837
+  _globals['_LISTPLANSREQUEST']._serialized_start=839
+  _globals['_LISTPLANSREQUEST']._serialized_end=857
+  _globals['_LISTPRICESREQUEST']._serialized_start=859
+  _globals['_LISTPRICESREQUEST']._serialized_end=878
+  _globals['_TASKPRICE']._serialized_start=881
+  _globals['_TASKPRICE']._serialized_end=1035
+  _globals['_LISTPRICESRESPONSE']._serialized_start=1037
+  _globals['_LISTPRICESRESPONSE']._serialized_end=1121
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1124
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1255
+  _globals['_PURCHASECREDITSREQUEST']._serialized_start=1257
+  _globals['_PURCHASECREDITSREQUEST']._serialized_end=1351
+  _globals['_PURCHASECREDITSRESPONSE']._serialized_start=1354
+  _globals['_PURCHASECREDITSRESPONSE']._serialized_end=1521
+  _globals['_UPGRADEPLANREQUEST']._serialized_start=1523
+  _globals['_UPGRADEPLANREQUEST']._serialized_end=1570
+  _globals['_UPGRADEPLANRESPONSE']._serialized_start=1573
+  _globals['_UPGRADEPLANRESPONSE']._serialized_end=1811
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1813
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1875
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1877
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1999
+  _globals['_HANDLEWEBHOOKREQUEST']._serialized_start=2001
+  _globals['_HANDLEWEBHOOKREQUEST']._serialized_end=2059
+  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_start=2061
+  _globals['_HANDLEWEBHOOKRESPONSE']._serialized_end=2102
+  _globals['_GETPLANREQUEST']._serialized_start=2104
+  _globals['_GETPLANREQUEST']._serialized_end=2137
+  _globals['_GETPLANRESPONSE']._serialized_start=2139
+  _globals['_GETPLANRESPONSE']._serialized_end=2196
+  _globals['_BILLINGSERVICE']._serialized_start=2199
+  _globals['_BILLINGSERVICE']._serialized_end=3442
+  _globals['_BILLINGINTERNALSERVICE']._serialized_start=3444
+  _globals['_BILLINGINTERNALSERVICE']._serialized_end=3552
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from studiox.api.v1 import contract_pb2 as _contract_pb2
+from studiox.task.v1 import task_pb2 as _task_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -81,14 +82,16 @@ class ListPricesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskPrice(_message.Message):
-    __slots__ = ("type", "cost", "plans")
+    __slots__ = ("type", "cost", "plans", "rule")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
     PLANS_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     type: str
     cost: int
     plans: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, type: _Optional[str] = ..., cost: _Optional[int] = ..., plans: _Optional[_Iterable[str]] = ...) -> None: ...
+    rule: _task_pb2.PriceRule
+    def __init__(self, type: _Optional[str] = ..., cost: _Optional[int] = ..., plans: _Optional[_Iterable[str]] = ..., rule: _Optional[_Union[_task_pb2.PriceRule, _Mapping]] = ...) -> None: ...
 
 class ListPricesResponse(_message.Message):
     __slots__ = ("success", "prices")

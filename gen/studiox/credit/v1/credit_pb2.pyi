@@ -22,7 +22,7 @@ BUCKET_ALLOWANCE: Bucket
 BUCKET_PURCHASED: Bucket
 
 class Credits(_message.Message):
-    __slots__ = ("user_id", "current_credits", "allowance_credits", "purchased_credits", "monthly_allowance", "plan_name", "is_unlimited", "credits_used_this_month", "credit_reset_at", "grants", "bonus_credits", "owed_credits")
+    __slots__ = ("user_id", "current_credits", "allowance_credits", "purchased_credits", "monthly_allowance", "plan_name", "is_unlimited", "credits_used_this_month", "credit_reset_at", "grants", "bonus_credits", "owed_credits", "reserved_credits", "available_credits")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CREDITS_FIELD_NUMBER: _ClassVar[int]
     ALLOWANCE_CREDITS_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class Credits(_message.Message):
     GRANTS_FIELD_NUMBER: _ClassVar[int]
     BONUS_CREDITS_FIELD_NUMBER: _ClassVar[int]
     OWED_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_CREDITS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     current_credits: int
     allowance_credits: int
@@ -47,7 +49,9 @@ class Credits(_message.Message):
     grants: _containers.RepeatedCompositeFieldContainer[CreditGrant]
     bonus_credits: int
     owed_credits: int
-    def __init__(self, user_id: _Optional[str] = ..., current_credits: _Optional[int] = ..., allowance_credits: _Optional[int] = ..., purchased_credits: _Optional[int] = ..., monthly_allowance: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., credits_used_this_month: _Optional[int] = ..., credit_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[CreditGrant, _Mapping]]] = ..., bonus_credits: _Optional[int] = ..., owed_credits: _Optional[int] = ...) -> None: ...
+    reserved_credits: int
+    available_credits: int
+    def __init__(self, user_id: _Optional[str] = ..., current_credits: _Optional[int] = ..., allowance_credits: _Optional[int] = ..., purchased_credits: _Optional[int] = ..., monthly_allowance: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., credits_used_this_month: _Optional[int] = ..., credit_reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[CreditGrant, _Mapping]]] = ..., bonus_credits: _Optional[int] = ..., owed_credits: _Optional[int] = ..., reserved_credits: _Optional[int] = ..., available_credits: _Optional[int] = ...) -> None: ...
 
 class CreditGrant(_message.Message):
     __slots__ = ("id", "category", "amount", "remaining", "priority", "effective_at", "expires_at", "closed_at", "closed_reason", "clawed")
@@ -168,20 +172,22 @@ class GetNextResetDateResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., next_billing_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., days_until_reset: _Optional[int] = ...) -> None: ...
 
 class ChargeRequest(_message.Message):
-    __slots__ = ("user_id", "amount", "idempotency_key", "reference", "description", "feature")
+    __slots__ = ("user_id", "amount", "idempotency_key", "reference", "description", "feature", "hold")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FEATURE_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     amount: int
     idempotency_key: str
     reference: str
     description: str
     feature: str
-    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., feature: _Optional[str] = ...) -> None: ...
+    hold: bool
+    def __init__(self, user_id: _Optional[str] = ..., amount: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., reference: _Optional[str] = ..., description: _Optional[str] = ..., feature: _Optional[str] = ..., hold: _Optional[bool] = ...) -> None: ...
 
 class ChargeResponse(_message.Message):
     __slots__ = ("entry", "remaining_credits", "applied")
@@ -328,12 +334,44 @@ class LedgerDifference(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., problem: _Optional[str] = ..., balance: _Optional[int] = ..., ledger_sum: _Optional[int] = ...) -> None: ...
 
 class VerifyLedgerResponse(_message.Message):
-    __slots__ = ("accounts_checked", "differences")
+    __slots__ = ("accounts_checked", "differences", "open_reservations", "reserved_credits")
     ACCOUNTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    OPEN_RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_CREDITS_FIELD_NUMBER: _ClassVar[int]
     accounts_checked: int
     differences: _containers.RepeatedCompositeFieldContainer[LedgerDifference]
-    def __init__(self, accounts_checked: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[LedgerDifference, _Mapping]]] = ...) -> None: ...
+    open_reservations: int
+    reserved_credits: int
+    def __init__(self, accounts_checked: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[LedgerDifference, _Mapping]]] = ..., open_reservations: _Optional[int] = ..., reserved_credits: _Optional[int] = ...) -> None: ...
+
+class SettleRequest(_message.Message):
+    __slots__ = ("user_id", "reservation_key", "cost", "idempotency_key", "description")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_KEY_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    reservation_key: str
+    cost: int
+    idempotency_key: str
+    description: str
+    def __init__(self, user_id: _Optional[str] = ..., reservation_key: _Optional[str] = ..., cost: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class SettleResponse(_message.Message):
+    __slots__ = ("charged", "returned", "uncharged", "remaining_credits", "applied")
+    CHARGED_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    UNCHARGED_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    charged: int
+    returned: int
+    uncharged: int
+    remaining_credits: int
+    applied: bool
+    def __init__(self, charged: _Optional[int] = ..., returned: _Optional[int] = ..., uncharged: _Optional[int] = ..., remaining_credits: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class ExpireDueRequest(_message.Message):
     __slots__ = ("batch_size", "as_of")

@@ -247,6 +247,11 @@ class CreditInternalServiceStub:
                 request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.SerializeToString,
                 response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.FromString,
                 _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/studiox.credit.v1.CreditInternalService/Settle',
+                request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.SettleRequest.SerializeToString,
+                response_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.SettleResponse.FromString,
+                _registered_method=True)
         self.AdminGrantCredits = channel.unary_unary(
                 '/studiox.credit.v1.CreditInternalService/AdminGrantCredits',
                 request_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.AdminGrantCreditsRequest.SerializeToString,
@@ -332,6 +337,14 @@ class CreditInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Settle(self, request, context):
+        """Turns a reservation (a Charge with hold set) into a charge of the measured cost: the rest
+        goes back to the grants it came from, never more than the reservation is charged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AdminGrantCredits(self, request, context):
         """Support operations for `studiox credits`: CreditAdminService's, with the actor named by the
         caller (the CLI) instead of taken from a session.
@@ -404,6 +417,11 @@ def add_CreditInternalServiceServicer_to_server(servicer, server):
                     servicer.Quote,
                     request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.FromString,
                     response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.SerializeToString,
+            ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=studiox_dot_credit_dot_v1_dot_credit__pb2.SettleRequest.FromString,
+                    response_serializer=studiox_dot_credit_dot_v1_dot_credit__pb2.SettleResponse.SerializeToString,
             ),
             'AdminGrantCredits': grpc.unary_unary_rpc_method_handler(
                     servicer.AdminGrantCredits,
@@ -693,6 +711,33 @@ class CreditInternalService:
             '/studiox.credit.v1.CreditInternalService/Quote',
             studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteRequest.SerializeToString,
             studiox_dot_credit_dot_v1_dot_credit__pb2.QuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studiox.credit.v1.CreditInternalService/Settle',
+            studiox_dot_credit_dot_v1_dot_credit__pb2.SettleRequest.SerializeToString,
+            studiox_dot_credit_dot_v1_dot_credit__pb2.SettleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,10 @@ class CreditInternalServiceStub:
     """Takes back (or gives back) the credits of a purchase whose money Stripe returned."""
     Quote: _aio.UnaryUnaryMultiCallable[_credit_pb2.QuoteRequest, _credit_pb2.QuoteResponse]
     """Whether a charge would be taken now, by the charge's own rule, without charging."""
+    Settle: _aio.UnaryUnaryMultiCallable[_credit_pb2.SettleRequest, _credit_pb2.SettleResponse]
+    """Turns a reservation (a Charge with hold set) into a charge of the measured cost: the rest
+    goes back to the grants it came from, never more than the reservation is charged.
+    """
     AdminGrantCredits: _aio.UnaryUnaryMultiCallable[_credit_pb2.AdminGrantCreditsRequest, _credit_pb2.AdminGrantCreditsResponse]
     """Support operations for `studiox credits`: CreditAdminService's, with the actor named by the
     caller (the CLI) instead of taken from a session.
@@ -135,6 +139,15 @@ class CreditInternalServiceServicer:
         context: _aio.ServicerContext[_credit_pb2.QuoteRequest, _abc.Awaitable[_credit_pb2.QuoteResponse]],
     ) -> _abc.Awaitable[_credit_pb2.QuoteResponse]:
         """Whether a charge would be taken now, by the charge's own rule, without charging."""
+
+    def Settle(
+        self,
+        request: _credit_pb2.SettleRequest,
+        context: _aio.ServicerContext[_credit_pb2.SettleRequest, _abc.Awaitable[_credit_pb2.SettleResponse]],
+    ) -> _abc.Awaitable[_credit_pb2.SettleResponse]:
+        """Turns a reservation (a Charge with hold set) into a charge of the measured cost: the rest
+        goes back to the grants it came from, never more than the reservation is charged.
+        """
 
     def AdminGrantCredits(
         self,

@@ -29,7 +29,14 @@ TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 
 class Task(_message.Message):
-    __slots__ = ("id", "user_id", "type", "status", "input_data", "output_data", "error", "credits_cost", "created_at", "updated_at", "completed_at")
+    __slots__ = ("id", "user_id", "type", "status", "input_data", "output_data", "error", "credits_cost", "created_at", "updated_at", "completed_at", "credits_reserved", "usage", "credits_uncharged")
+    class UsageEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +48,9 @@ class Task(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_RESERVED_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_UNCHARGED_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     type: str
@@ -52,7 +62,10 @@ class Task(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., credits_cost: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    credits_reserved: int
+    usage: _containers.ScalarMap[str, float]
+    credits_uncharged: int
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., input_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., credits_cost: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., credits_reserved: _Optional[int] = ..., usage: _Optional[_Mapping[str, float]] = ..., credits_uncharged: _Optional[int] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
     __slots__ = ("type", "input_data")
@@ -168,16 +181,25 @@ class CancelTaskResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., refund_applied: _Optional[bool] = ...) -> None: ...
 
 class UpdateStatusRequest(_message.Message):
-    __slots__ = ("id", "status", "output_data", "error")
+    __slots__ = ("id", "status", "output_data", "error", "usage")
+    class UsageEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DATA_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: str
     output_data: _struct_pb2.Struct
     error: str
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[str] = ..., output_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    usage: _containers.ScalarMap[str, float]
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[str] = ..., output_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., usage: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class UpdateStatusResponse(_message.Message):
     __slots__ = ("success", "task")
@@ -230,14 +252,16 @@ class RepairOrphansRequest(_message.Message):
     def __init__(self, min_age_seconds: _Optional[int] = ...) -> None: ...
 
 class RepairOrphansResponse(_message.Message):
-    __slots__ = ("charged", "rejected", "refunded")
+    __slots__ = ("charged", "rejected", "refunded", "settled")
     CHARGED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
     charged: int
     rejected: int
     refunded: int
-    def __init__(self, charged: _Optional[int] = ..., rejected: _Optional[int] = ..., refunded: _Optional[int] = ...) -> None: ...
+    settled: int
+    def __init__(self, charged: _Optional[int] = ..., rejected: _Optional[int] = ..., refunded: _Optional[int] = ..., settled: _Optional[int] = ...) -> None: ...
 
 class QuoteTaskRequest(_message.Message):
     __slots__ = ("type",)
@@ -246,7 +270,7 @@ class QuoteTaskRequest(_message.Message):
     def __init__(self, type: _Optional[str] = ...) -> None: ...
 
 class QuoteTaskResponse(_message.Message):
-    __slots__ = ("success", "type", "cost", "allowed", "reason", "message", "available_credits", "plan_name", "is_unlimited")
+    __slots__ = ("success", "type", "cost", "allowed", "reason", "message", "available_credits", "plan_name", "is_unlimited", "rule")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +280,7 @@ class QuoteTaskResponse(_message.Message):
     AVAILABLE_CREDITS_FIELD_NUMBER: _ClassVar[int]
     PLAN_NAME_FIELD_NUMBER: _ClassVar[int]
     IS_UNLIMITED_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     success: bool
     type: str
     cost: int
@@ -265,19 +290,38 @@ class QuoteTaskResponse(_message.Message):
     available_credits: int
     plan_name: str
     is_unlimited: bool
-    def __init__(self, success: _Optional[bool] = ..., type: _Optional[str] = ..., cost: _Optional[int] = ..., allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., available_credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ...) -> None: ...
+    rule: PriceRule
+    def __init__(self, success: _Optional[bool] = ..., type: _Optional[str] = ..., cost: _Optional[int] = ..., allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., available_credits: _Optional[int] = ..., plan_name: _Optional[str] = ..., is_unlimited: _Optional[bool] = ..., rule: _Optional[_Union[PriceRule, _Mapping]] = ...) -> None: ...
 
 class ListTaskTypesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class TaskType(_message.Message):
-    __slots__ = ("type", "cost")
+    __slots__ = ("type", "cost", "rule")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
     type: str
     cost: int
-    def __init__(self, type: _Optional[str] = ..., cost: _Optional[int] = ...) -> None: ...
+    rule: PriceRule
+    def __init__(self, type: _Optional[str] = ..., cost: _Optional[int] = ..., rule: _Optional[_Union[PriceRule, _Mapping]] = ...) -> None: ...
+
+class PriceRule(_message.Message):
+    __slots__ = ("base", "rate_per_unit", "unit", "input_field", "maximum", "flat_price")
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    RATE_PER_UNIT_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    FLAT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    base: int
+    rate_per_unit: str
+    unit: str
+    input_field: str
+    maximum: int
+    flat_price: int
+    def __init__(self, base: _Optional[int] = ..., rate_per_unit: _Optional[str] = ..., unit: _Optional[str] = ..., input_field: _Optional[str] = ..., maximum: _Optional[int] = ..., flat_price: _Optional[int] = ...) -> None: ...
 
 class ListTaskTypesResponse(_message.Message):
     __slots__ = ("types",)

@@ -1,5 +1,6 @@
-"""Scheduler process: serves health (and StatusService) and runs the job loop as a background task.
-It has no RPCs of its own; operators trigger jobs with `studiox jobs run`."""
+"""Wiring of the scheduler process: it serves health (and StatusService) and runs the job loop as a
+background task. It has no RPCs of its own (so no api.py); operators trigger jobs with
+`studiox jobs run`."""
 
 from __future__ import annotations
 

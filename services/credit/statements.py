@@ -1,0 +1,136 @@
+"""What the credit service layer (services.credit.ledger) needs from its stores: the statements of
+services.credit.store and services.credit.reservation_store, which satisfy these Protocols as
+modules; unit tests give an in-memory fake instead (tests/support/fakes/credit_store.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.credit.domain import (
+    Account,
+    Category,
+    Change,
+    CloseReason,
+    Entry,
+    EntryKind,
+    Grant,
+    NewGrant,
+    PlanTerms,
+)
+
+
+class CreditStore(Protocol):
+    # --- reads ---
+
+    async def get_account(
+        self, conn: AsyncConnection, user_id: str, *, for_update: bool = False
+    ) -> Account | None: ...
+
+    async def find_entry(self, conn: AsyncConnection, user_id: str, key: str) -> Entry | None: ...
+
+    async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]: ...
+
+    async def list_grants(
+        self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
+    ) -> list[Grant]: ...
+
+    async def grant_by_key(
+        self, conn: AsyncConnection, user_id: str, source_key: str
+    ) -> Grant | None: ...
+
+    async def grant_by_id(self, conn: AsyncConnection, grant_id: int) -> Grant | None: ...
+
+    async def grants_by_id(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]: ...
+
+    async def refunded_of(self, conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]: ...
+
+    async def left_of_charge(self, conn: AsyncConnection, charge_id: int) -> dict[int, int]: ...
+
+    async def live_balance(self, conn: AsyncConnection, user_id: str) -> int: ...
+
+    async def balance(self, conn: AsyncConnection, user_id: str) -> int: ...
+
+    async def list_entries(
+        self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+    ) -> Sequence[Entry]: ...
+
+    async def count_entries(self, conn: AsyncConnection, user_id: str, key_prefix: str) -> int: ...
+
+    # --- writes ---
+
+    async def charge(
+        self,
+        conn: AsyncConnection,
+        *,
+        user_id: str,
+        amount: int,
+        key: str,
+        reference: str,
+        description: str,
+        feature: str,
+        hold: bool = False,
+    ) -> Entry | None: ...
+
+    async def create_grant(
+        self,
+        conn: AsyncConnection,
+        user_id: str,
+        new: NewGrant,
+        *,
+        source_key: str,
+        effective_at: datetime | None = None,
+    ) -> Grant: ...
+
+    async def post(
+        self,
+        conn: AsyncConnection,
+        *,
+        user_id: str,
+        kind: EntryKind,
+        key: str,
+        changes: Sequence[Change],
+        owed_delta: int = 0,
+        usage: int = 0,
+        used_delta: int = 0,
+        reference: str = "",
+        description: str = "",
+        actor: str = "",
+        reason: str = "",
+        refund_of: int | None = None,
+    ) -> Entry: ...
+
+    async def record_refund_shares(
+        self,
+        conn: AsyncConnection,
+        charge_id: int,
+        refund_id: int,
+        shares: Sequence[tuple[int | None, Category, int]],
+    ) -> None: ...
+
+    async def close_grants(
+        self, conn: AsyncConnection, ids: Sequence[int], reason: CloseReason
+    ) -> None: ...
+
+    async def set_clawed(self, conn: AsyncConnection, grant_id: int, clawed: int) -> None: ...
+
+    async def create_account(
+        self, conn: AsyncConnection, user_id: str, terms: PlanTerms
+    ) -> bool: ...
+
+    async def set_terms(self, conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None: ...
+
+    async def start_period(
+        self, conn: AsyncConnection, user_id: str, start: datetime, end: datetime
+    ) -> None: ...
+
+
+class HoldStore(Protocol):
+    """The reservation statements a refund and the account views use."""
+
+    async def release(self, conn: AsyncConnection, entry_id: int) -> None: ...
+
+    async def held_by(self, conn: AsyncConnection, user_id: str) -> int: ...

@@ -8,12 +8,9 @@ from services.kit.clients import ServiceClient
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 
 
-class BillingClient(ServiceClient):
+class BillingClient(ServiceClient[billing_pb2_grpc.BillingInternalServiceStub]):
     service = "billing"
-
-    @property
-    def _stub(self) -> billing_pb2_grpc.BillingInternalServiceStub:
-        return billing_pb2_grpc.BillingInternalServiceStub(self._channel())
+    stub_type = billing_pb2_grpc.BillingInternalServiceStub
 
     async def plan(self, plan_id: str) -> Plan:
         """The catalog's plan (NotFound for a plan it does not list)."""

@@ -195,16 +195,10 @@ class StripeApi:
         order_ref: str,
         key: str,
     ) -> dict[str, Any]:
-        params: PaymentIntentCreateParams = {
-            "amount": pack.price_cents,
-            "currency": pack.currency,
-            "customer": customer_id,
-            "payment_method": payment_method_id,
-            "confirm": True,
-            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-            "description": f"StudioX {pack.name}",
-            "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
-        }
+        params = _pack_intent(
+            customer_id, user_id, pack, payment_method_id, order_ref, f"StudioX {pack.name}"
+        )
+        params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
         return await _call(
             self._client.v1.payment_intents.create_async(params, {"idempotency_key": key})
         )
@@ -245,16 +239,15 @@ class StripeApi:
     ) -> dict[str, Any]:
         """An auto top-up: a PaymentIntent confirmed off-session with the saved card. A decline or
         a card asking for authentication is a CardDeclined (Stripe answers both as card errors)."""
-        params: PaymentIntentCreateParams = {
-            "amount": pack.price_cents,
-            "currency": pack.currency,
-            "customer": customer_id,
-            "payment_method": payment_method_id,
-            "confirm": True,
-            "off_session": True,
-            "description": f"StudioX {pack.name} (auto top-up)",
-            "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
-        }
+        params = _pack_intent(
+            customer_id,
+            user_id,
+            pack,
+            payment_method_id,
+            order_ref,
+            f"StudioX {pack.name} (auto top-up)",
+        )
+        params["off_session"] = True
         return await _call(
             self._client.v1.payment_intents.create_async(params, {"idempotency_key": key})
         )
@@ -353,6 +346,26 @@ class StripeApi:
                 subscription_id, params, {"idempotency_key": key}
             )
         )
+
+
+def _pack_intent(
+    customer_id: str,
+    user_id: str,
+    pack: CreditPack,
+    payment_method_id: str,
+    order_ref: str,
+    description: str,
+) -> PaymentIntentCreateParams:
+    """A pack bought with a saved card, confirmed at once; its metadata names our order."""
+    return {
+        "amount": pack.price_cents,
+        "currency": pack.currency,
+        "customer": customer_id,
+        "payment_method": payment_method_id,
+        "confirm": True,
+        "description": description,
+        "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
+    }
 
 
 def _purchase_metadata(user_id: str, pack: CreditPack, order_ref: str) -> dict[str, str]:

@@ -5,6 +5,8 @@ reaches a caller's caller unchanged, a transport failure is `Unavailable`."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,12 +84,41 @@ class LedgerReport:
     differences: list[LedgerDifference]
 
 
-class CreditClient(ServiceClient):
-    service = "credit"
+@dataclass(frozen=True)
+class Drained:
+    """What a run of batches closed, over all its loops."""
 
-    @property
-    def _stub(self) -> credit_pb2_grpc.CreditInternalServiceStub:
-        return credit_pb2_grpc.CreditInternalServiceStub(self._channel())
+    accounts: int
+    grants: int
+    batches: int
+
+
+async def drain(step: Callable[[], Awaitable[Batch]], *, loops: int, max_batches: int) -> Drained:
+    """Call a batch RPC (`reset_due`, `expire_due`) from `loops` concurrent loops until nothing is
+    due, each loop at most `max_batches` times. The ledger locks each batch with SKIP LOCKED, so
+    the loops' batches never overlap; an empty batch while more is due means the rest is another
+    loop's."""
+
+    async def loop() -> Drained:
+        accounts = grants = batches = 0
+        while batches < max_batches:
+            batch = await step()
+            accounts += batch.accounts
+            grants += batch.grants
+            batches += 1
+            if not batch.more or batch.accounts + batch.grants == 0:
+                break
+        return Drained(accounts, grants, batches)
+
+    runs = await asyncio.gather(*(loop() for _ in range(loops)))
+    return Drained(
+        sum(r.accounts for r in runs), sum(r.grants for r in runs), sum(r.batches for r in runs)
+    )
+
+
+class CreditClient(ServiceClient[credit_pb2_grpc.CreditInternalServiceStub]):
+    service = "credit"
+    stub_type = credit_pb2_grpc.CreditInternalServiceStub
 
     async def charge(
         self,

@@ -4,7 +4,7 @@ downstream errors turned back into domain errors."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -85,21 +85,32 @@ async def call(method: Callable[..., Awaitable[Reply]], request: Any, *, deadlin
         raise domain_error(err) from err
 
 
-class ServiceClient:
+Stub = TypeVar("Stub")
+
+
+class ServiceClient(Generic[Stub]):
     """Base of the typed clients (`services/<svc>/client.py`): the one deadline of all their calls,
-    and the channel to `service`, looked up on use (a gRPC aio channel belongs to the event loop it
-    was opened in, and clients are often built before the service's loop runs)."""
+    and the generated stub for `service`, built on first use and again only when the channel
+    changes (a gRPC aio channel belongs to the event loop it was opened in, and clients are often
+    built before the service's loop runs; building a stub per call costs every call its
+    multicallables)."""
 
     service: ServiceName
+    stub_type: Callable[[grpc.aio.Channel], Stub]
 
     def __init__(
         self, channels: ServiceChannels, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
     ) -> None:
         self._channels = channels
         self.timeout = timeout
+        self._stub_of: tuple[grpc.aio.Channel, Stub] | None = None
 
-    def _channel(self) -> grpc.aio.Channel:
-        return self._channels.channel(self.service)
+    @property
+    def _stub(self) -> Stub:
+        channel = self._channels.channel(self.service)
+        if self._stub_of is None or self._stub_of[0] is not channel:
+            self._stub_of = (channel, self.stub_type(channel))
+        return self._stub_of[1]
 
     async def _call(self, method: Callable[..., Awaitable[Reply]], request: Any) -> Reply:
         return await call(method, request, deadline=self.timeout)

@@ -3,7 +3,6 @@ the schedule use the same runner."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.credit.client import CreditClient
+from services.credit.client import CreditClient, drain
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.errors import DomainError
@@ -74,55 +73,26 @@ class Jobs:
         return jobs[check_job(name)]
 
     async def credit_reset(self) -> Counts:
-        """ResetDue in batches until no account is due, with several batches in flight (the
-        ledger locks each batch's accounts with SKIP LOCKED, so batches never overlap)."""
+        """ResetDue in batches until no account is due, with several batches in flight."""
         as_of = datetime.now(UTC)
-        results = await asyncio.gather(
-            *(self._reset_loop(as_of) for _ in range(self._config.reset_workers))
+        size = self._config.reset_batch_size
+        run = await drain(
+            lambda: self._credit.reset_due(batch_size=size, as_of=as_of),
+            loops=self._config.reset_workers,
+            max_batches=MAX_RESET_BATCHES,
         )
-        return {
-            "accounts": sum(accounts for accounts, _ in results),
-            "batches": sum(batches for _, batches in results),
-        }
-
-    async def _reset_loop(self, as_of: datetime) -> tuple[int, int]:
-        accounts = batches = 0
-        while batches < MAX_RESET_BATCHES:
-            batch = await self._credit.reset_due(
-                batch_size=self._config.reset_batch_size, as_of=as_of
-            )
-            accounts += batch.accounts
-            batches += 1
-            # An empty batch while others are still due means the rest is another loop's.
-            if not batch.more or batch.accounts == 0:
-                break
-        return accounts, batches
+        return {"accounts": run.accounts, "batches": run.batches}
 
     async def credit_expiry(self) -> Counts:
-        """ExpireDue in batches until no open grant is past its expiry, the reset's way: several
-        batches in flight, kept disjoint by SKIP LOCKED on grants and accounts."""
+        """ExpireDue in batches until no open grant is past its expiry, the reset's way."""
         as_of = datetime.now(UTC)
-        results = await asyncio.gather(
-            *(self._expiry_loop(as_of) for _ in range(self._config.reset_workers))
+        size = self._config.reset_batch_size
+        run = await drain(
+            lambda: self._credit.expire_due(batch_size=size, as_of=as_of),
+            loops=self._config.reset_workers,
+            max_batches=MAX_RESET_BATCHES,
         )
-        return {
-            "grants": sum(r[0] for r in results),
-            "accounts": sum(r[1] for r in results),
-            "batches": sum(r[2] for r in results),
-        }
-
-    async def _expiry_loop(self, as_of: datetime) -> tuple[int, int, int]:
-        grants = accounts = batches = 0
-        while batches < MAX_RESET_BATCHES:
-            batch = await self._credit.expire_due(
-                batch_size=self._config.reset_batch_size, as_of=as_of
-            )
-            grants += batch.grants
-            accounts += batch.accounts
-            batches += 1
-            if not batch.more or batch.grants == 0:
-                break
-        return grants, accounts, batches
+        return {"grants": run.grants, "accounts": run.accounts, "batches": run.batches}
 
     async def process_tasks(self) -> Counts:
         claimed = await self._tasks.claim_pending(

@@ -50,12 +50,9 @@ def rule_from_proto(message: task_pb2.PriceRule) -> PriceRule:
     )
 
 
-class TaskClient(ServiceClient):
+class TaskClient(ServiceClient[task_pb2_grpc.TaskInternalServiceStub]):
     service = "task"
-
-    @property
-    def _stub(self) -> task_pb2_grpc.TaskInternalServiceStub:
-        return task_pb2_grpc.TaskInternalServiceStub(self._channel())
+    stub_type = task_pb2_grpc.TaskInternalServiceStub
 
     async def claim_pending(self, *, limit: int, lease_seconds: int, worker_id: str) -> Claimed:
         request = task_pb2.ClaimPendingRequest(

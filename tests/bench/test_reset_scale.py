@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -11,9 +10,11 @@ import psycopg
 import pytest
 
 from bench.report import BenchReport
+from services.credit.client import Batch, drain
 from services.credit.wiring import build_spec
 from services.kit.migrate import upgrade
 from services.kit.server import start_server
+from services.scheduler.jobs import MAX_RESET_BATCHES
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from tests.support.cluster import internal_metadata, make_settings
 from tests.support.credit_seed import seed_expiring
@@ -85,23 +86,15 @@ async def test_reset_due_one_million_accounts(pg_server: str, bench_report: Benc
                 as_of = datetime.now(UTC)
                 started = time.perf_counter()
 
-                async def worker() -> tuple[int, int]:
-                    # The scheduler's way: WORKERS loops of batches, disjoint by SKIP LOCKED.
-                    accounts = batches = 0
-                    while True:
-                        request = credit_pb2.ResetDueRequest(batch_size=BATCH)
-                        request.as_of.FromDatetime(as_of)
-                        reply = await stub.ResetDue(
-                            request, metadata=internal_metadata(), timeout=600
-                        )
-                        accounts += reply.accounts_reset
-                        batches += 1
-                        if not reply.more or reply.accounts_reset == 0:
-                            return accounts, batches
+                async def step() -> Batch:
+                    request = credit_pb2.ResetDueRequest(batch_size=BATCH)
+                    request.as_of.FromDatetime(as_of)
+                    reply = await stub.ResetDue(request, metadata=internal_metadata(), timeout=600)
+                    return Batch(accounts=reply.accounts_reset, grants=0, more=reply.more)
 
-                results = await asyncio.gather(*(worker() for _ in range(WORKERS)))
-                total = sum(a for a, _ in results)
-                batches = sum(b for _, b in results)
+                # The scheduler's way: WORKERS loops of batches, disjoint by SKIP LOCKED.
+                run = await drain(step, loops=WORKERS, max_batches=MAX_RESET_BATCHES)
+                total, batches = run.accounts, run.batches
                 reset_seconds = time.perf_counter() - started
                 verified = time.perf_counter()
                 report = await stub.VerifyLedger(
@@ -156,22 +149,16 @@ async def test_expire_due_one_million_grants(pg_server: str, bench_report: Bench
                 as_of = datetime.now(UTC)
                 started = time.perf_counter()
 
-                async def worker() -> tuple[int, int]:
-                    grants = batches = 0
-                    while True:
-                        request = credit_pb2.ExpireDueRequest(batch_size=BATCH)
-                        request.as_of.FromDatetime(as_of)
-                        reply = await stub.ExpireDue(
-                            request, metadata=internal_metadata(), timeout=600
-                        )
-                        grants += reply.grants_expired
-                        batches += 1
-                        if not reply.more or reply.grants_expired == 0:
-                            return grants, batches
+                async def step() -> Batch:
+                    request = credit_pb2.ExpireDueRequest(batch_size=BATCH)
+                    request.as_of.FromDatetime(as_of)
+                    reply = await stub.ExpireDue(request, metadata=internal_metadata(), timeout=600)
+                    return Batch(
+                        accounts=reply.accounts, grants=reply.grants_expired, more=reply.more
+                    )
 
-                results = await asyncio.gather(*(worker() for _ in range(WORKERS)))
-                total = sum(g for g, _ in results)
-                batches = sum(b for _, b in results)
+                run = await drain(step, loops=WORKERS, max_batches=MAX_RESET_BATCHES)
+                total, batches = run.grants, run.batches
                 expiry_seconds = time.perf_counter() - started
                 verified = time.perf_counter()
                 report = await stub.VerifyLedger(

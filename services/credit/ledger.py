@@ -1,6 +1,6 @@
 """Service layer of the credit service: each use case's transaction.
 
-A charge is one autocommit statement (store.charge). Everything else that moves credits runs in a
+A charge is one autocommit statement (store.charge, on the lean path of services.kit.db). Everything else that moves credits runs in a
 short transaction that locks the account row first, reads what it needs (the account's open
 grants, the entry a key names), decides with the rules in `domain`, and records one entry through
 store.post; the unique (user_id, idempotency_key) constraint still backs every key up. The monthly
@@ -140,10 +140,10 @@ class Ledger:
         there). When it takes nothing, the reason is read back: the key's first result (a repeat),
         or the refusal `domain.refusal` names. With `hold`, a reservation:
         services.credit.reservations settles or releases it."""
-        async with self._db.autocommit() as conn:
-            for _ in range(CHARGE_ATTEMPTS):
+        for _ in range(CHARGE_ATTEMPTS):
+            async with self._db.lean() as lean:
                 entry = await self._store.charge(
-                    conn,
+                    lean,
                     user_id=user_id,
                     amount=amount,
                     key=key,
@@ -152,8 +152,9 @@ class Ledger:
                     feature=feature,
                     hold=hold,
                 )
-                if entry is not None:
-                    return Posting(entry, entry.balance_after, applied=True)
+            if entry is not None:
+                return Posting(entry, entry.balance_after, applied=True)
+            async with self._db.autocommit() as conn:
                 existing = await self._store.find_entry(conn, user_id, key)
                 if existing is not None:
                     ensure_same_request(existing, EntryKind.CHARGE, usage=amount)
@@ -161,9 +162,9 @@ class Ledger:
                     return Posting(existing, balance, applied=False)
                 account = await self._store.get_account(conn, user_id)
                 available = await self._store.live_balance(conn, user_id)
-                refused = refusal(account, available, amount, feature)
-                if refused is not None:
-                    raise refused
+            refused = refusal(account, available, amount, feature)
+            if refused is not None:
+                raise refused
         raise Unavailable("Credits are busy; please retry")
 
     @_counted()
@@ -431,18 +432,15 @@ class Ledger:
             return await self._store.get_account(conn, user_id)
 
     async def credits(self, user_id: str) -> AccountView | None:
-        """The account as its owner sees it: live grants and their balances."""
+        """The account as its owner sees it: live grants and their balances (one statement: the
+        hottest read, see store.credits_view)."""
         now = datetime.now(UTC)
-        async with self._db.transaction() as conn:
-            account = await self._store.get_account(conn, user_id)
-            if account is None:
-                return None
-            grants = [
-                g
-                for g in await self._store.open_grants(conn, user_id)
-                if g.is_live(now) and g.remaining
-            ]
-            reserved = await self._holds.held_by(conn, user_id)
+        async with self._db.lean() as conn:
+            found = await self._store.credits_view(conn, user_id)
+        if found is None:
+            return None
+        account, open_grants, reserved = found
+        grants = [g for g in open_grants if g.is_live(now) and g.remaining]
         return AccountView(live_view(account, grants, now), grants, [], reserved)
 
     async def show(self, user_id: str) -> AccountView:

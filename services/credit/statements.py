@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from psycopg import AsyncConnection as LeanConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import (
@@ -33,6 +34,10 @@ class CreditStore(Protocol):
     async def find_entry(self, conn: AsyncConnection, user_id: str, key: str) -> Entry | None: ...
 
     async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]: ...
+
+    async def credits_view(
+        self, conn: LeanConnection[Any], user_id: str
+    ) -> tuple[Account, list[Grant], int] | None: ...
 
     async def list_grants(
         self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
@@ -64,7 +69,7 @@ class CreditStore(Protocol):
 
     async def charge(
         self,
-        conn: AsyncConnection,
+        conn: LeanConnection[Any],
         *,
         user_id: str,
         amount: int,

@@ -11,12 +11,14 @@ statement back, and the first result is returned instead.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from psycopg import AsyncConnection as LeanConnection
+from psycopg import IntegrityError as LeanIntegrityError
+from psycopg.rows import dict_row
 from sqlalchemy import Row, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import (
@@ -46,8 +48,13 @@ GRANT_COLUMNS = (
 )
 
 
-def _entry(row: Row[Any], grants: Sequence[GrantDelta] = ()) -> Entry:
-    m = row._mapping
+def _fields(row: Row[Any] | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A row's columns by name: a SQLAlchemy Row, or a mapping (the lean path's rows)."""
+    return row if isinstance(row, Mapping) else cast(Mapping[str, Any], row._mapping)
+
+
+def _entry(row: Row[Any] | Mapping[str, Any], grants: Sequence[GrantDelta] = ()) -> Entry:
+    m = _fields(row)
     return Entry(
         id=m["id"],
         user_id=m["user_id"],
@@ -69,8 +76,8 @@ def _entry(row: Row[Any], grants: Sequence[GrantDelta] = ()) -> Entry:
     )
 
 
-def _account(row: Row[Any]) -> Account:
-    m = row._mapping
+def _account(row: Row[Any] | Mapping[str, Any]) -> Account:
+    m = _fields(row)
     return Account(
         user_id=m["user_id"],
         terms=PlanTerms(
@@ -89,8 +96,8 @@ def _account(row: Row[Any]) -> Account:
     )
 
 
-def _grant(row: Row[Any]) -> Grant:
-    m = row._mapping
+def _grant(row: Row[Any] | Mapping[str, Any]) -> Grant:
+    m = _fields(row)
     return Grant(
         id=m["id"],
         user_id=m["user_id"],
@@ -123,6 +130,47 @@ async def get_account(
         )
     ).first()
     return _account(row) if row else None
+
+
+# What an owner's credits read needs, in one statement on the lean path (one snapshot, one round
+# trip): the account, what its open reservations hold, and its open grants in spending order, one
+# row per grant (one row with NULL grant columns when it has none).
+_CREDITS_VIEW = f"""
+    SELECT {", ".join("a." + c for c in ACCOUNT_COLUMNS.split(", "))}, h.held,
+           {", ".join("g." + c for c in GRANT_COLUMNS.split(", "))}
+    FROM credit.accounts a
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(sum(r.held), 0)::bigint AS held FROM credit.reservations r
+        WHERE r.user_id = a.user_id AND r.state = 'open'
+    ) h
+    LEFT JOIN LATERAL (
+        SELECT * FROM credit.grants g
+        WHERE g.user_id = a.user_id AND g.closed_at IS NULL
+        ORDER BY g.priority, g.expires_at NULLS LAST, g.effective_at, g.id
+    ) g ON true
+    WHERE a.user_id = %(uid)s
+"""
+_ACCOUNT_NAMES = ACCOUNT_COLUMNS.split(", ")
+_GRANT_NAMES = GRANT_COLUMNS.split(", ")
+
+
+async def credits_view(
+    conn: LeanConnection[Any], user_id: str
+) -> tuple[Account, list[Grant], int] | None:
+    """The account, its open grants (spending order) and the credits its open reservations hold;
+    None when there is no account."""
+    cursor = await conn.execute(_CREDITS_VIEW, {"uid": user_id})
+    rows = await cursor.fetchall()
+    if not rows:
+        return None
+    accounts = len(_ACCOUNT_NAMES)
+    account = _account(dict(zip(_ACCOUNT_NAMES, rows[0][:accounts], strict=True)))
+    grants = [
+        _grant(dict(zip(_GRANT_NAMES, row[accounts + 1 :], strict=True)))
+        for row in rows
+        if row[accounts + 1] is not None
+    ]
+    return account, grants, int(rows[0][accounts])
 
 
 async def find_entry(conn: AsyncConnection, user_id: str, key: str) -> Entry | None:
@@ -324,15 +372,14 @@ async def balance(conn: AsyncConnection, user_id: str) -> int:
 # then soonest expiry (never-expiring last), then oldest, and records the entry with its postings.
 # domain.spending_order states the same rule in Python; tests/unit and tests/integration hold the
 # two together on random grant sets.
-_CHARGE = text(
-    f"""
+_CHARGE = f"""
     WITH cur AS MATERIALIZED (
         SELECT user_id, is_unlimited
         FROM credit.accounts
-        WHERE user_id = :uid
-          AND (:feature = '' OR :feature = ANY (features))
+        WHERE user_id = %(uid)s
+          AND (%(feature)s = '' OR %(feature)s = ANY (features))
           AND NOT EXISTS (
-              SELECT 1 FROM credit.entries WHERE user_id = :uid AND idempotency_key = :key)
+              SELECT 1 FROM credit.entries WHERE user_id = %(uid)s AND idempotency_key = %(key)s)
         FOR UPDATE
     ), open AS MATERIALIZED (
         -- The scalar subquery runs first: the account is locked before any grant.
@@ -350,12 +397,12 @@ _CHARGE = text(
     ), decision AS (
         SELECT c.user_id, c.is_unlimited
         FROM cur c
-        WHERE c.is_unlimited OR (SELECT COALESCE(sum(remaining), 0) FROM open) >= :amount
+        WHERE c.is_unlimited OR (SELECT COALESCE(sum(remaining), 0) FROM open) >= %(amount)s
     ), takes AS (
         -- Unlimited plans take nothing: the entry records usage only.
-        SELECT o.id, o.category, LEAST(o.remaining, :amount - o.before) AS take
+        SELECT o.id, o.category, LEAST(o.remaining, %(amount)s - o.before) AS take
         FROM ordered o, decision d
-        WHERE NOT d.is_unlimited AND o.before < :amount
+        WHERE NOT d.is_unlimited AND o.before < %(amount)s
     ), spent AS (
         UPDATE credit.grants g SET remaining = g.remaining - t.take
         FROM takes t
@@ -371,7 +418,7 @@ _CHARGE = text(
         SET allowance_balance = a.allowance_balance - p.ta,
             purchased_balance = a.purchased_balance - p.tp,
             bonus_balance = a.bonus_balance - p.tb,
-            used_this_period = a.used_this_period + :amount,
+            used_this_period = a.used_this_period + %(amount)s,
             updated_at = now()
         FROM decision d, parts p
         WHERE a.user_id = d.user_id
@@ -380,8 +427,8 @@ _CHARGE = text(
         INSERT INTO credit.entries (user_id, kind, idempotency_key, amount, allowance_delta,
                                     purchased_delta, bonus_delta, usage, reference, description,
                                     balance_after)
-        SELECT u.user_id, 'charge', :key, -(p.ta + p.tp + p.tb), -p.ta, -p.tp, -p.tb, :amount,
-               :reference, :description, u.balance
+        SELECT u.user_id, 'charge', %(key)s, -(p.ta + p.tp + p.tb), -p.ta, -p.tp, -p.tb, %(amount)s,
+               %(reference)s, %(description)s, u.balance
         FROM upd u, parts p
         RETURNING {ENTRY_COLUMNS}
     ), posted AS (
@@ -390,18 +437,17 @@ _CHARGE = text(
     ), held AS (
         -- A reservation (hold) is this same charge, marked open in the same statement.
         INSERT INTO credit.reservations (entry_id, user_id, held)
-        SELECT e.id, e.user_id, e.usage FROM entry e WHERE :hold
+        SELECT e.id, e.user_id, e.usage FROM entry e WHERE %(hold)s
     )
     SELECT entry.*,
            (SELECT json_agg(json_build_array(t.id, t.category, -t.take) ORDER BY t.id)
             FROM takes t) AS postings
     FROM entry
     """
-)
 
 
 async def charge(
-    conn: AsyncConnection,
+    conn: LeanConnection[Any],
     *,
     user_id: str,
     amount: int,
@@ -426,12 +472,14 @@ async def charge(
         "hold": hold,
     }
     try:
-        row = (await conn.execute(_CHARGE, params)).first()
-    except IntegrityError:
+        cursor = conn.cursor(row_factory=dict_row)
+        await cursor.execute(_CHARGE, params)
+        row = await cursor.fetchone()
+    except LeanIntegrityError:
         return None  # a concurrent call with the same key won; the caller finds its entry
     if row is None:
         return None
-    grants = [GrantDelta(g, Category(c), d) for g, c, d in row.postings or ()]
+    grants = [GrantDelta(g, Category(c), d) for g, c, d in row["postings"] or ()]
     return _entry(row, grants)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import psycopg
+import psycopg_pool
 import sqlalchemy.exc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -35,6 +37,14 @@ log = logging.getLogger("studiox.server")
 Authenticator = Callable[[dict[str, str]], Awaitable[Identity]]
 HEALTH_PROBE_INTERVAL_SECONDS = 2.0
 SLOW_RPC_SECONDS = 1.0
+# Through SQLAlchemy or on the lean psycopg path (services.kit.db): a retry will do.
+DATABASE_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+)
 
 
 @dataclass
@@ -111,10 +121,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
+            except DATABASE_UNAVAILABLE as err:
                 # The database is unreachable (restarting, failing over): a retry will do.
                 code = grpc.StatusCode.UNAVAILABLE
-                log.warning("database unavailable in %s: %s", method, type(err.orig).__name__)
+                cause = getattr(err, "orig", None) or err
+                log.warning("database unavailable in %s: %s", method, type(cause).__name__)
                 await context.abort(code, "Service temporarily unavailable")
             except Exception:
                 code = grpc.StatusCode.INTERNAL

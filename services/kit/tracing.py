@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -218,3 +219,19 @@ def record_error(reason: str, message: str) -> None:
     if span.is_recording():
         span.set_attribute(ERROR_REASON, reason)
         span.set_status(Status(StatusCode.ERROR, message))
+
+
+def sql_span(statement: str) -> AbstractContextManager[object]:
+    """A span for one statement run on psycopg directly (the lean path of services.kit.db), shaped
+    like the SQLAlchemy instrumentation's; nothing when tracing is off or outside a traced call."""
+    if _sql_provider is None:
+        return nullcontext()
+    from opentelemetry.trace import SpanKind
+
+    tracer = _sql_provider.get_tracer("studiox.db")
+    name = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+    return tracer.start_as_current_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "db.statement": statement},
+    )

@@ -93,10 +93,7 @@ class TaskApi(task_pb2_grpc.TaskServiceServicer):
         status = parse_status(request.status) if request.status else None
         limit = page_limit(request.limit)
         before = decode_cursor(request.cursor)
-        async with self._db.autocommit() as conn:
-            tasks = await store.list_for_user(
-                conn, current_identity().user_id, status=status, limit=limit + 1, before_seq=before
-            )
+        tasks = await self._tasks.page(current_identity(), status, limit + 1, before)
         page, cursor = page_and_cursor(tasks, limit, lambda t: t.seq)
         return task_pb2.ListTasksResponse(
             success=True,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from psycopg import AsyncConnection as LeanConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.client import CreditClient
@@ -114,7 +115,7 @@ class TaskStore(Protocol):
 
     async def insert_reserved(
         self,
-        conn: AsyncConnection,
+        conn: LeanConnection[Any],
         *,
         task_id: uuid.UUID,
         user_id: str,
@@ -126,7 +127,7 @@ class TaskStore(Protocol):
     ) -> Task | None: ...
 
     async def by_client_key(
-        self, conn: AsyncConnection, user_id: str, key: str
+        self, conn: LeanConnection[Any], user_id: str, key: str
     ) -> tuple[Task, str] | None: ...
 
     async def get(
@@ -147,7 +148,17 @@ class TaskStore(Protocol):
         to_state: ChargeState,
     ) -> bool: ...
 
-    async def mark_charged(self, conn: AsyncConnection, task_id: uuid.UUID) -> Task | None: ...
+    async def mark_charged(self, conn: LeanConnection[Any], task_id: uuid.UUID) -> Task | None: ...
+
+    async def list_for_user(
+        self,
+        conn: LeanConnection[Any],
+        user_id: str,
+        *,
+        status: Status | None,
+        limit: int,
+        before_seq: int | None,
+    ) -> list[Task]: ...
 
     async def complete(
         self,
@@ -214,7 +225,7 @@ class TaskLifecycle:
         fingerprint = request_hash(task_type, canonical)
         # Each statement below is its own transaction: the reservation must be committed before
         # the ledger is charged.
-        async with self._db.autocommit() as conn:
+        async with self._db.lean() as conn:
             task = await self._store.insert_reserved(
                 conn,
                 task_id=uuid.uuid4(),
@@ -255,10 +266,9 @@ class TaskLifecycle:
                 raise
             log.warning("charge of task %s unconfirmed: %s", task.id, error.kind.value)
             raise Unavailable("Credits are temporarily unavailable; please retry") from error
-        async with self._db.autocommit() as conn:
+        async with self._db.lean() as conn:
             charged = await self._store.mark_charged(conn, task.id)
-            current = charged or await self._store.get(conn, task.id)
-        assert current is not None
+        current = charged or await self._reload(task.id)
         if current.charge_state is not ChargeState.CHARGED:
             # Repair gave this reservation up while we were charging: pay the charge back.
             await self._settle_refund(current)
@@ -454,6 +464,15 @@ class TaskLifecycle:
         return Repaired(rejected=rejected, refunded=refunded, settled=settled)
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def page(
+        self, identity: Identity, status: Status | None, limit: int, before_seq: int | None
+    ) -> list[Task]:
+        """Up to `limit` of the caller's tasks, newest first, older than the cursor."""
+        async with self._db.lean() as conn:
+            return await self._store.list_for_user(
+                conn, identity.user_id, status=status, limit=limit, before_seq=before_seq
+            )
 
     async def get(self, identity: Identity, raw_id: str) -> Task:
         task_id = parse_task_id(raw_id)

@@ -1,4 +1,8 @@
-"""Task tables and queries (schema `tasks`)."""
+"""Task tables and queries (schema `tasks`).
+
+The statements of a create (insert_reserved, mark_charged) and of a list page run on the lean
+psycopg path (services.kit.db: a `LeanConnection`, `%(name)s` parameters, prepared once per
+connection); the rest on SQLAlchemy connections."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, text
+from psycopg import AsyncConnection as LeanConnection
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.task.domain import ChargeState, Status, Task
@@ -19,30 +24,58 @@ COLUMNS = (
 )
 
 
-def _task(row: Row[Any]) -> Task:
-    m = row._mapping
+def _task(row: Sequence[Any]) -> Task:
+    """A row of COLUMNS, in that order (a SQLAlchemy Row or a psycopg tuple)."""
+    (
+        task_id,
+        seq,
+        user_id,
+        task_type,
+        status,
+        input_data,
+        output_data,
+        error,
+        cost,
+        charge_state,
+        created_at,
+        updated_at,
+        completed_at,
+        reserved,
+        usage,
+        uncharged,
+    ) = row[:16]
     return Task(
-        id=m["id"],
-        seq=m["seq"],
-        user_id=m["user_id"],
-        type=m["type"],
-        status=Status(m["status"]),
-        input_data=m["input_data"],
-        output_data=m["output_data"],
-        error=m["error"],
-        credits_cost=m["credits_cost"],
-        charge_state=ChargeState(m["charge_state"]),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        completed_at=m["completed_at"],
-        credits_reserved=m["credits_reserved"] or m["credits_cost"],
-        usage=m["usage"],
-        credits_uncharged=m["credits_uncharged"],
+        id=task_id,
+        seq=seq,
+        user_id=user_id,
+        type=task_type,
+        status=Status(status),
+        input_data=input_data,
+        output_data=output_data,
+        error=error,
+        credits_cost=cost,
+        charge_state=ChargeState(charge_state),
+        created_at=created_at,
+        updated_at=updated_at,
+        completed_at=completed_at,
+        credits_reserved=reserved or cost,
+        usage=usage,
+        credits_uncharged=uncharged,
     )
 
 
+_INSERT_RESERVED = f"""
+    INSERT INTO tasks.tasks (id, user_id, type, status, input_data, credits_cost, credits_reserved,
+                             charge_state, idempotency_key, request_hash)
+    VALUES (%(id)s, %(uid)s, %(type)s, 'pending', %(input)s::jsonb, %(cost)s, %(cost)s,
+            'reserved', %(key)s, %(hash)s)
+    ON CONFLICT (user_id, idempotency_key) DO NOTHING
+    RETURNING {COLUMNS}
+"""
+
+
 async def insert_reserved(
-    conn: AsyncConnection,
+    conn: LeanConnection[Any],
     *,
     task_id: uuid.UUID,
     user_id: str,
@@ -53,44 +86,34 @@ async def insert_reserved(
     request_hash: str,
 ) -> Task | None:
     """A new pending task whose charge is not confirmed yet; None when the client key was used."""
-    row = (
-        await conn.execute(
-            text(
-                f"""
-                INSERT INTO tasks.tasks (id, user_id, type, status, input_data, credits_cost,
-                                         credits_reserved, charge_state, idempotency_key,
-                                         request_hash)
-                VALUES (:id, :uid, :type, 'pending', CAST(:input AS jsonb), :cost, :cost,
-                        'reserved', :key, :hash)
-                ON CONFLICT (user_id, idempotency_key) DO NOTHING
-                RETURNING {COLUMNS}
-                """
-            ),
-            {
-                "id": task_id,
-                "uid": user_id,
-                "type": task_type,
-                "input": canonical_input,
-                "cost": cost,
-                "key": client_key,
-                "hash": request_hash,
-            },
-        )
-    ).first()
+    cursor = await conn.execute(
+        _INSERT_RESERVED,
+        {
+            "id": task_id,
+            "uid": user_id,
+            "type": task_type,
+            "input": canonical_input,
+            "cost": cost,
+            "key": client_key,
+            "hash": request_hash,
+        },
+    )
+    row = await cursor.fetchone()
     return _task(row) if row else None
 
 
-async def by_client_key(conn: AsyncConnection, user_id: str, key: str) -> tuple[Task, str] | None:
-    row = (
-        await conn.execute(
-            text(
-                f"SELECT {COLUMNS}, request_hash FROM tasks.tasks "
-                "WHERE user_id = :uid AND idempotency_key = :key"
-            ),
-            {"uid": user_id, "key": key},
-        )
-    ).first()
-    return (_task(row), row._mapping["request_hash"]) if row else None
+_BY_CLIENT_KEY = (
+    f"SELECT {COLUMNS}, request_hash FROM tasks.tasks "
+    "WHERE user_id = %(uid)s AND idempotency_key = %(key)s"
+)
+
+
+async def by_client_key(
+    conn: LeanConnection[Any], user_id: str, key: str
+) -> tuple[Task, str] | None:
+    cursor = await conn.execute(_BY_CLIENT_KEY, {"uid": user_id, "key": key})
+    row = await cursor.fetchone()
+    return (_task(row), row[16]) if row else None
 
 
 async def get(
@@ -132,20 +155,17 @@ async def move_charge(
     return bool(result.rowcount)
 
 
-async def mark_charged(conn: AsyncConnection, task_id: uuid.UUID) -> Task | None:
+_MARK_CHARGED = f"""
+    UPDATE tasks.tasks SET charge_state = 'charged', updated_at = now()
+    WHERE id = %(id)s AND charge_state = 'reserved'
+    RETURNING {COLUMNS}
+"""
+
+
+async def mark_charged(conn: LeanConnection[Any], task_id: uuid.UUID) -> Task | None:
     """The reservation confirmed by its charge; None when it is no longer a reservation."""
-    row = (
-        await conn.execute(
-            text(
-                f"""
-                UPDATE tasks.tasks SET charge_state = 'charged', updated_at = now()
-                WHERE id = :id AND charge_state = 'reserved'
-                RETURNING {COLUMNS}
-                """
-            ),
-            {"id": task_id},
-        )
-    ).first()
+    cursor = await conn.execute(_MARK_CHARGED, {"id": task_id})
+    row = await cursor.fetchone()
     return _task(row) if row else None
 
 
@@ -231,25 +251,29 @@ async def complete(
     return _task(row)
 
 
+# One statement per filter shape: each is prepared once with its own plan (a NULL-tolerant
+# single statement would be planned generically and read the whole index range).
+_LIST = f"SELECT {COLUMNS} FROM tasks.tasks WHERE user_id = %(uid)s{{status}}{{before}} ORDER BY seq DESC LIMIT %(limit)s"
+_LISTS = {
+    (has_status, has_before): _LIST.format(
+        status=" AND status = %(status)s" if has_status else "",
+        before=" AND seq < %(before)s" if has_before else "",
+    )
+    for has_status in (False, True)
+    for has_before in (False, True)
+}
+
+
 async def list_for_user(
-    conn: AsyncConnection,
+    conn: LeanConnection[Any],
     user_id: str,
     *,
     status: Status | None,
     limit: int,
     before_seq: int | None,
 ) -> list[Task]:
-    rows = await conn.execute(
-        text(
-            f"""
-            SELECT {COLUMNS} FROM tasks.tasks
-            WHERE user_id = :uid
-              AND (CAST(:status AS text) IS NULL OR status = :status)
-              AND (CAST(:before AS bigint) IS NULL OR seq < :before)
-            ORDER BY seq DESC
-            LIMIT :limit
-            """
-        ),
+    cursor = await conn.execute(
+        _LISTS[status is not None, before_seq is not None],
         {
             "uid": user_id,
             "status": status.value if status else None,
@@ -257,7 +281,7 @@ async def list_for_user(
             "limit": limit,
         },
     )
-    return [_task(r) for r in rows]
+    return [_task(r) for r in await cursor.fetchall()]
 
 
 async def stats_for_user(conn: AsyncConnection, user_id: str) -> list[tuple[str, str, int]]:

@@ -9,8 +9,9 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from psycopg import AsyncConnection as LeanConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import (
@@ -91,6 +92,16 @@ class FakeCreditStore:
     async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]:
         return sorted((g for g in self.grants_of(user_id) if g.is_open), key=lambda g: g.id)
 
+    async def credits_view(
+        self, conn: LeanConnection[Any], user_id: str
+    ) -> tuple[Account, list[Grant], int] | None:
+        account = self.s.accounts.get(user_id)
+        if account is None:
+            return None
+        grants = sorted((g for g in self.grants_of(user_id) if g.is_open), key=Grant.order_key)
+        held = sum(h for user, h, is_open in self.s.holds.values() if user == user_id and is_open)
+        return account, grants, held
+
     async def list_grants(
         self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
     ) -> list[Grant]:
@@ -153,7 +164,7 @@ class FakeCreditStore:
 
     async def charge(
         self,
-        conn: AsyncConnection,
+        conn: LeanConnection[Any],
         *,
         user_id: str,
         amount: int,
@@ -164,7 +175,7 @@ class FakeCreditStore:
         hold: bool = False,
     ) -> Entry | None:
         account = self.s.accounts.get(user_id)
-        if account is None or await self.find_entry(conn, user_id, key) is not None:
+        if account is None or await self.find_entry(cast(Any, conn), user_id, key) is not None:
             return None
         if feature and feature not in account.terms.features:
             return None

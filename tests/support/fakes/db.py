@@ -1,5 +1,5 @@
 """A Database that opens no connection: `transaction()` is all or nothing over the fake stores it
-tracks (their state is put back when the block raises), `autocommit()` keeps every write at once,
+tracks (their state is put back when the block raises), `autocommit()` and `lean()` keep every write at once,
 and `begin_nested()` on its connection is a savepoint. Statements themselves are the fake stores'
 business; the connection object only carries the transaction."""
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
+from psycopg import AsyncConnection as LeanConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.db import Database
@@ -62,6 +63,10 @@ class FakeDatabase(Database):
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         yield cast(AsyncConnection, FakeConnection(self))
+
+    @asynccontextmanager
+    async def lean(self) -> AsyncIterator[LeanConnection[Any]]:
+        yield cast(LeanConnection[Any], FakeConnection(self))
 
     async def ping(self) -> None:
         return None

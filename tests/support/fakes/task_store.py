@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection as LeanConnection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.task.domain import FINISHED, ChargeState, Status, Task
@@ -62,7 +63,7 @@ class FakeTaskStore:
 
     async def insert_reserved(
         self,
-        conn: AsyncConnection,
+        conn: LeanConnection[Any],
         *,
         task_id: uuid.UUID,
         user_id: str,
@@ -99,7 +100,7 @@ class FakeTaskStore:
         return task
 
     async def by_client_key(
-        self, conn: AsyncConnection, user_id: str, key: str
+        self, conn: LeanConnection[Any], user_id: str, key: str
     ) -> tuple[Task, str] | None:
         for row in self.rows.values():
             if row.task.user_id == user_id and row.client_key == key:
@@ -136,7 +137,25 @@ class FakeTaskStore:
             row.settled_at = self.clock.now()
         return True
 
-    async def mark_charged(self, conn: AsyncConnection, task_id: uuid.UUID) -> Task | None:
+    async def list_for_user(
+        self,
+        conn: LeanConnection[Any],
+        user_id: str,
+        *,
+        status: Status | None,
+        limit: int,
+        before_seq: int | None,
+    ) -> list[Task]:
+        found = [
+            r.task
+            for r in self.rows.values()
+            if r.task.user_id == user_id
+            and (status is None or r.task.status is status)
+            and (before_seq is None or r.task.seq < before_seq)
+        ]
+        return sorted(found, key=lambda t: t.seq, reverse=True)[:limit]
+
+    async def mark_charged(self, conn: LeanConnection[Any], task_id: uuid.UUID) -> Task | None:
         self.journal.add("tasks.mark_charged")
         row = self.rows.get(task_id)
         if row is None or row.task.charge_state is not ChargeState.RESERVED:

@@ -15,9 +15,7 @@ def to_timestamp(moment: datetime) -> Timestamp:
     if moment.tzinfo is None:  # naive: local time, as FromDatetime after astimezone read it
         moment = moment.astimezone(UTC)
     since = moment - EPOCH
-    return Timestamp(
-        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
-    )
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def from_timestamp(stamp: Timestamp) -> datetime:

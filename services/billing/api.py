@@ -7,6 +7,7 @@ import grpc
 from services.billing.catalog import PriceCatalog
 from services.billing.domain import CreditPack, Payment, Plan
 from services.billing.payments import Billing
+from services.billing.plan_changes import PlanChanges
 from services.billing.webhooks import Webhooks
 from services.kit.access import Access
 from services.kit.context import current_identity
@@ -74,8 +75,11 @@ def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
 
 
 class BillingApi(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, billing: Billing, webhooks: Webhooks, prices: PriceCatalog) -> None:
+    def __init__(
+        self, billing: Billing, plans: PlanChanges, webhooks: Webhooks, prices: PriceCatalog
+    ) -> None:
         self._billing = billing
+        self._plans = plans
         self._webhooks = webhooks
         self._prices = prices
 
@@ -128,7 +132,7 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
     async def UpgradePlan(
         self, request: billing_pb2.UpgradePlanRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.UpgradePlanResponse:
-        started = await self._billing.change_plan(
+        started = await self._plans.change_plan(
             current_identity(), request.plan_name, _header(context, IDEMPOTENCY_HEADER)
         )
         response = billing_pb2.UpgradePlanResponse(

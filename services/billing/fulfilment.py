@@ -17,37 +17,39 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.billing import store, stripe_objects
+from services.billing import payment_store, store, stripe_objects
 from services.billing.config import BillingConfig
 from services.billing.domain import (
-    Invoice,
     Order,
     OrderAction,
     OrderKind,
     PaymentKind,
     PaymentStatus,
     Plan,
-    PlanPlacement,
     Refused,
     StripePayment,
-    Subscription,
     checkout_grant_key,
     clawback_credits,
     intent_grant_key,
+    purchase_problems,
+)
+from services.billing.plan_rules import (
+    Invoice,
+    PlanPlacement,
+    Subscription,
     keep_one,
     placement_changed,
     placement_for,
     plan_change_key,
     plan_terms,
-    purchase_problems,
 )
-from services.billing.statements import BillingStore
+from services.billing.statements import BillingStore, PaymentStore
 from services.billing.stripe_api import StripeApi, StripeObjectNotFound, StripeRefusedRequest
 from services.credit.client import CreditClient
 from services.credit.domain import Category, PlanTerms
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
-from services.kit.errors import DomainError, ErrorKind, NotConfigured, NotFound
+from services.kit.errors import NotConfigured, NotFound
 
 log = logging.getLogger("studiox.billing")
 
@@ -65,10 +67,8 @@ class Ledger:
     async def require_account(self, user_id: str) -> None:
         try:
             await self._credit.account(user_id)
-        except DomainError as error:
-            if error.kind is ErrorKind.NOT_FOUND:
-                raise NotFound("Credit account not found; initialize the user first") from error
-            raise
+        except NotFound as error:
+            raise NotFound("Credit account not found; initialize the user first") from error
 
     async def grant(self, user_id: str, credits: int, key: str, reference: str) -> bool:
         posted = await self._credit.grant(
@@ -118,9 +118,11 @@ class Fulfilment:
         stripe: StripeApi | None,
         config: BillingConfig,
         records: BillingStore = store,
+        payment_records: PaymentStore = payment_store,
     ) -> None:
         self._db = db
         self._store = records
+        self._payments = payment_records
         self._ledger = ledger
         self._stripe = stripe
         self._config = config
@@ -144,7 +146,7 @@ class Fulfilment:
         if order.stripe_id is None:
             await self._store.bind_order(conn, order.ref, payment.id)
         key = grant_key(payment)
-        await self._store.save_payment(
+        await self._payments.save_payment(
             conn,
             user_id=order.user_id,
             stripe_id=payment.id,
@@ -225,7 +227,7 @@ class Fulfilment:
             return True
         money = stripe_objects.money_back(raw, await stripe.list_disputes(intent_id))
         target = clawback_credits(order.credits, money)
-        before = await self._store.payment_of(conn, order.stripe_id)
+        before = await self._payments.payment_of(conn, order.stripe_id)
         earlier = before.clawed_credits if before else 0
         description = (
             "Dispute won: credits given back"
@@ -235,7 +237,7 @@ class Fulfilment:
         clawed = await self._ledger.clawback(
             order.user_id, grant_key(purchase), target, intent_id, description
         )
-        await self._store.record_money_back(
+        await self._payments.record_money_back(
             conn,
             order.stripe_id,
             refunded_cents=money.refunded_cents,
@@ -352,7 +354,7 @@ class Fulfilment:
         user, subscription = await self.sync_subscription(
             conn, claimed.customer_id, claimed.subscription_id
         )
-        await self._store.save_payment(
+        await self._payments.save_payment(
             conn,
             user_id=user,
             stripe_id=fresh.id,
@@ -388,7 +390,7 @@ class Fulfilment:
                     key=f"duplicate-refund:{invoice.id}",
                 )
                 async with self._db.autocommit() as own:
-                    await self._store.save_payment(
+                    await self._payments.save_payment(
                         own,
                         user_id=user_id,
                         stripe_id=invoice.id,

@@ -1,6 +1,7 @@
-"""What billing's service layer (payments, fulfilment, webhooks) needs from its store: the
-statements of services.billing.store, which satisfies this Protocol as a module; unit tests give an
-in-memory fake instead."""
+"""What billing's service layer (payments, plan changes, fulfilment, webhooks) needs from its
+stores: the statements of services.billing.store (BillingStore) and services.billing.payment_store
+(PaymentStore), each of which satisfies its Protocol as a module; unit tests give an in-memory fake
+instead."""
 
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from services.billing.domain import (
     PaymentKind,
     PaymentStatus,
     Plan,
-    PlanPlacement,
-    Subscription,
 )
+from services.billing.plan_rules import PlanPlacement, Subscription
 from services.billing.store import Placement
 
 
@@ -73,6 +73,14 @@ class BillingStore(Protocol):
         self, conn: AsyncConnection, user_id: str, sub: Subscription
     ) -> None: ...
 
+    async def record_event(
+        self, conn: AsyncConnection, event_id: str, kind: str, created: datetime
+    ) -> bool: ...
+
+    async def record_outcome(self, conn: AsyncConnection, event_id: str, outcome: str) -> None: ...
+
+
+class PaymentStore(Protocol):
     async def save_payment(
         self,
         conn: AsyncConnection,
@@ -104,9 +112,3 @@ class BillingStore(Protocol):
     async def list_payments(
         self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
     ) -> Sequence[Payment]: ...
-
-    async def record_event(
-        self, conn: AsyncConnection, event_id: str, kind: str, created: datetime
-    ) -> bool: ...
-
-    async def record_outcome(self, conn: AsyncConnection, event_id: str, outcome: str) -> None: ...

@@ -135,7 +135,7 @@ class StripeApi:
         order_ref: str,
         key: str,
     ) -> dict[str, Any]:
-        metadata = _purchase_metadata(user_id, pack, order_ref)
+        metadata = purchase_metadata(user_id, pack, order_ref)
         params: SessionCreateParams = {
             "mode": "payment",
             "customer": customer_id,
@@ -170,7 +170,7 @@ class StripeApi:
         order_ref: str,
         key: str,
     ) -> dict[str, Any]:
-        metadata = {META_USER: user_id, META_PLAN: plan_id, META_ORDER: order_ref}
+        metadata = plan_metadata(user_id, plan_id, order_ref)
         params: SessionCreateParams = {
             "mode": "subscription",
             "customer": customer_id,
@@ -364,17 +364,29 @@ def _pack_intent(
         "payment_method": payment_method_id,
         "confirm": True,
         "description": description,
-        "metadata": {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"},
+        "metadata": direct_purchase_metadata(user_id, pack, order_ref),
     }
 
 
-def _purchase_metadata(user_id: str, pack: CreditPack, order_ref: str) -> dict[str, str]:
+def purchase_metadata(user_id: str, pack: CreditPack, order_ref: str) -> dict[str, str]:
+    """What a credit purchase's Stripe objects carry: the user, the pack and our order. Stripe's
+    objects (and the test fake's) are built from these, so both name an order the same way."""
     return {
         META_USER: user_id,
         META_PACK: pack.id,
         META_CREDITS: str(pack.credits),
         META_ORDER: order_ref,
     }
+
+
+def direct_purchase_metadata(user_id: str, pack: CreditPack, order_ref: str) -> dict[str, str]:
+    """A purchase's PaymentIntent confirmed at once with a saved card (no Checkout page)."""
+    return {**purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"}
+
+
+def plan_metadata(user_id: str, plan_id: str, order_ref: str) -> dict[str, str]:
+    """What a plan checkout and its subscription carry: the user, the plan and our order."""
+    return {META_USER: user_id, META_PLAN: plan_id, META_ORDER: order_ref}
 
 
 def _data(listed: dict[str, Any]) -> list[dict[str, Any]]:

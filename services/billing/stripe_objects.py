@@ -18,14 +18,13 @@ from typing import Any
 
 from services.billing.domain import (
     WITHDRAWN_DISPUTES,
-    Invoice,
     MoneyBack,
     OrderAction,
     PaymentStatus,
     Refused,
     StripePayment,
-    Subscription,
 )
+from services.billing.plan_rules import Invoice, Subscription
 from services.kit.errors import InvalidInput
 
 # Metadata we put on Stripe objects (Stripe signs it back to us in events).

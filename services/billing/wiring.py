@@ -1,6 +1,7 @@
-"""Wiring of the billing service: the Stripe client, the service layers (payments, fulfilment,
-webhooks, catalog) with clients of credit and task, and the servicers over them. The servicers
-in `api.py` only translate; `python -m services.billing` serves what `build_spec` builds."""
+"""Wiring of the billing service: the Stripe client, the service layers (payments, plan changes,
+orders, fulfilment, webhooks, catalog) with clients of credit and task, and the servicers over
+them. The servicers in `api.py` only translate; `python -m services.billing` serves what
+`build_spec` builds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from services.billing.autotopup import AlertClient, AutoTopUpConfig, AutoTopUps
 from services.billing.catalog import PriceCatalog
 from services.billing.config import BillingConfig
 from services.billing.fulfilment import Fulfilment, Ledger
+from services.billing.orders import Orders
 from services.billing.payments import Billing
+from services.billing.plan_changes import PlanChanges
 from services.billing.stripe_api import StripeApi
 from services.billing.topup_api import AutoTopUpApi, AutoTopUpInternalApi
 from services.billing.webhooks import Webhooks
@@ -37,13 +40,16 @@ def build_spec(settings: Settings) -> ServiceSpec:
 
     def servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
         fulfilment = Fulfilment(db, Ledger(channels), stripe, config)
-        billing = Billing(db, Ledger(channels), fulfilment, stripe, config)
+        orders = Orders(db, fulfilment, stripe)
+        ledger = Ledger(channels)
+        billing = Billing(db, ledger, fulfilment, orders, config)
+        plans = PlanChanges(db, ledger, orders, config)
         top_ups = AutoTopUps(
             db,
             fulfilment,
             stripe,
             AlertClient(channels),
-            billing.customer,
+            orders.customer,
             config,
             AutoTopUpConfig(),
         )
@@ -53,7 +59,7 @@ def build_spec(settings: Settings) -> ServiceSpec:
         return [
             (
                 billing_pb2_grpc.add_BillingServiceServicer_to_server,
-                BillingApi(billing, webhooks, PriceCatalog(db, channels)),
+                BillingApi(billing, plans, webhooks, PriceCatalog(db, channels)),
                 services["BillingService"].full_name,
             ),
             (

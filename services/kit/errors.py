@@ -9,10 +9,13 @@ so the gateway (a Lua filter without protobuf) can pick the HTTP status.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from typing import Self
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 # An error's message and each metadata value travel in gRPC trailers (grpc-message,
@@ -46,6 +49,16 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
         self.metadata = {k: bounded(v, MAX_METADATA_VALUE_BYTES) for k, v in metadata.items()}
+
+    @classmethod
+    def from_remote(cls, message: str, metadata: Mapping[str, str]) -> Self:
+        """The error as a downstream service raised it, from its status message and ErrorInfo
+        metadata. Bypasses the subclass's own __init__, whose arguments (e.g. InsufficientCredits'
+        numbers) the message already spells out; a subclass with attributes of its own restores
+        them from the metadata."""
+        error = cls.__new__(cls)
+        DomainError.__init__(error, message, **metadata)
+        return error
 
 
 def bounded(text: str, max_bytes: int) -> str:
@@ -101,6 +114,20 @@ class InsufficientCredits(DomainError):
         self.required = required
         self.available = available
 
+    @classmethod
+    def from_remote(cls, message: str, metadata: Mapping[str, str]) -> Self:
+        error = super().from_remote(message, metadata)
+        error.required = _int_or_zero(metadata.get("required"))
+        error.available = _int_or_zero(metadata.get("available"))
+        return error
+
+
+def _int_or_zero(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
 
 class Unavailable(DomainError):
     kind = ErrorKind.UNAVAILABLE
@@ -114,6 +141,20 @@ class NotConfigured(DomainError):
 
 ERROR_DOMAIN = "studiox.dev"
 REASON_TRAILER = "x-error-reason"
+
+
+def _one_class_per_kind() -> dict[ErrorKind, type[DomainError]]:
+    """The class a kind stands for, read off the direct subclasses above (one per kind) so adding a
+    kind needs no second list. Computed at import, before other modules derive their own (e.g.
+    billing's CardDeclined), which stay out: a remote error comes back as the kit's class."""
+    classes = DomainError.__subclasses__()
+    by_kind = {cls.kind: cls for cls in classes}
+    if len(by_kind) != len(classes) or set(by_kind) != set(ErrorKind):
+        raise RuntimeError("every ErrorKind needs exactly one DomainError subclass in errors.py")
+    return by_kind
+
+
+ERROR_TYPES = _one_class_per_kind()
 
 GRPC_CODES: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -164,13 +205,28 @@ def reason_of(error: grpc.aio.AioRpcError) -> str | None:
     return None
 
 
+def metadata_of(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The ErrorInfo metadata (e.g. `required`, `available`) a downstream service sent."""
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return {}
+        info = error_details_pb2.ErrorInfo()
+        for detail in status.details:
+            if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
+                return dict(info.metadata)
+    return {}
+
+
 def domain_error(error: grpc.aio.AioRpcError) -> DomainError:
-    """The domain error a downstream service raised, so it reaches our caller unchanged (same kind
-    and message); transport failures and unexpected statuses become Unavailable."""
+    """The domain error a downstream service raised, so it reaches our caller unchanged: the same
+    class (so `except NotFound` works across services), message and metadata. Transport failures
+    and unexpected statuses become Unavailable."""
     try:
         kind = ErrorKind(reason_of(error))
     except ValueError:
         return Unavailable("A dependency is unavailable")
-    remote = DomainError(error.details() or kind.value)
-    remote.kind = kind
-    return remote
+    return ERROR_TYPES[kind].from_remote(error.details() or kind.value, metadata_of(error))

@@ -17,7 +17,7 @@ from services.credit.domain import PlanTerms
 from services.kit.clients import ServiceChannels
 from services.kit.context import Identity
 from services.kit.db import Database
-from services.kit.errors import DomainError, ErrorKind, NotFound
+from services.kit.errors import NotFound
 from services.user import store
 from services.user.domain import SIGNUP_PLAN, Profile, clean_email, clean_name, signup_key
 
@@ -108,9 +108,7 @@ class Onboarding:
         plan: Plan | None
         try:
             plan = await self._billing.plan(account.plan_name)
-        except DomainError as error:
-            if error.kind is not ErrorKind.NOT_FOUND:
-                raise
+        except NotFound:
             plan = None  # a plan the catalog no longer lists: the account's terms still hold
         return _standing(plan.name if plan else "", account)
 

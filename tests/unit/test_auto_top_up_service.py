@@ -12,7 +12,7 @@ import pytest
 from services.billing.autotopup import AutoTopUpConfig, AutoTopUps
 from services.billing.config import BillingConfig
 from services.billing.fulfilment import Fulfilment, Ledger
-from services.billing.payments import Billing
+from services.billing.orders import Orders
 from services.kit.context import Identity
 from services.kit.errors import DomainError, ErrorKind, InvalidInput
 from tests.support.fakes.billing_store import FakeBillingStore
@@ -53,14 +53,14 @@ class World:
         self.alerts = FakeAlerts(self.journal)
         config = BillingConfig()
         ledger = Ledger(FakeChannels(credit=self.credit))
-        fulfilment = Fulfilment(self.db, ledger, self.stripe, config, self.records)
-        billing = Billing(self.db, ledger, fulfilment, self.stripe, config, self.records)
+        fulfilment = Fulfilment(self.db, ledger, self.stripe, config, self.records, self.records)
+        orders = Orders(self.db, fulfilment, self.stripe, self.records)
         self.top_ups = AutoTopUps(
             self.db,
             fulfilment,
             self.stripe,
             self.alerts,
-            billing.customer,
+            orders.customer,
             config,
             AutoTopUpConfig(max_failures=max_failures, max_per_day=max_per_day),
             self.records,

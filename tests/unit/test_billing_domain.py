@@ -18,22 +18,24 @@ from services.billing.domain import (
     OrderKind,
     PaymentStatus,
     Plan,
-    PlanPlacement,
     Refused,
-    Subscription,
     checkout_state,
     choose_pack,
     choose_plan,
     format_price,
+    purchase_problems,
+    stripe_request_key,
+    validate_client_key,
+    validate_payment_method,
+)
+from services.billing.plan_rules import (
+    PlanPlacement,
+    Subscription,
     keep_one,
     placement_changed,
     placement_for,
     plan_change_key,
     plan_terms,
-    purchase_problems,
-    stripe_request_key,
-    validate_client_key,
-    validate_payment_method,
 )
 from services.billing.stripe_api import verify_event
 from services.kit.errors import InvalidInput

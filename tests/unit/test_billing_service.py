@@ -1,8 +1,8 @@
-"""Billing's service layer (services.billing.payments, fulfilment, webhooks) against in-memory
-fakes of its store, Stripe and the credit service: an order is recorded before Stripe is called,
-credits are granted once per payment whichever path reports it, an event is only a trigger (what
-it names is read back from Stripe), a webhook's record commits with its effect, money Stripe takes
-back takes its credits back, and the account follows the subscription Stripe keeps."""
+"""Billing's service layer (services.billing.payments, plan_changes, fulfilment, webhooks) against
+in-memory fakes of its stores, Stripe and the credit service: an order is recorded before Stripe is
+called, credits are granted once per payment whichever path reports it, an event is only a trigger
+(what it names is read back from Stripe), a webhook's record commits with its effect, money Stripe
+takes back takes its credits back, and the account follows the subscription Stripe keeps."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from devstack.stripe_emulator import body_of, sign
 from services.billing.config import BillingConfig
 from services.billing.domain import PaymentStatus
 from services.billing.fulfilment import Fulfilment, Ledger
+from services.billing.orders import Orders
 from services.billing.payments import Billing, PurchaseStarted
+from services.billing.plan_changes import PlanChanges
 from services.billing.stripe_api import CardDeclined
 from services.billing.webhooks import Webhooks
 from services.kit.context import Identity
@@ -41,8 +43,12 @@ class World:
         self.db = FakeDatabase(self.records)
         config = BillingConfig(webhook_secret=SECRET, plan_prices={"pro": PRO_PRICE})
         ledger = Ledger(FakeChannels(credit=self.credit))
-        fulfilment = Fulfilment(self.db, ledger, self.stripe, config, self.records)
-        self.billing = Billing(self.db, ledger, fulfilment, self.stripe, config, self.records)
+        fulfilment = Fulfilment(self.db, ledger, self.stripe, config, self.records, self.records)
+        orders = Orders(self.db, fulfilment, self.stripe, self.records)
+        self.billing = Billing(
+            self.db, ledger, fulfilment, orders, config, self.records, self.records
+        )
+        self.plans = PlanChanges(self.db, ledger, orders, config, self.records)
         self.webhooks = Webhooks(self.db, fulfilment, config, self.records)
 
     def balance(self) -> int:
@@ -365,12 +371,12 @@ async def test_a_second_paid_subscription_is_cancelled_and_refunded(world: World
 
 async def test_going_free_without_a_subscription_is_refused(world: World) -> None:
     with pytest.raises(InvalidState):
-        await world.billing.change_plan(ADA, "free", None)
+        await world.plans.change_plan(ADA, "free", None)
 
 
 async def test_an_upgrade_opens_one_checkout_and_reuses_it(world: World) -> None:
-    first = await world.billing.change_plan(ADA, "pro", None)
-    second = await world.billing.change_plan(ADA, "Pro", None)
+    first = await world.plans.change_plan(ADA, "pro", None)
+    second = await world.plans.change_plan(ADA, "Pro", None)
 
     assert (first.status, second.status) == ("checkout", "checkout")
     assert second.session_id == first.session_id

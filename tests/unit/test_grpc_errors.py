@@ -80,3 +80,54 @@ def test_short_messages_are_untouched() -> None:
     cut = errors.bounded("€" * 1000, 1024)  # 3 bytes each: cut on a character boundary
     assert cut.endswith("…")
     assert len(cut.encode()) <= 1024
+
+
+def _as_received(error: errors.DomainError) -> grpc.aio.AioRpcError:
+    """`error` as a caller receives it: the status the kit's server interceptor sends for it."""
+    code, trailers = status_for(error)
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details=message_for(error)
+    )
+
+
+def test_every_error_kind_comes_back_as_its_own_class() -> None:
+    assert set(errors.ERROR_TYPES) == set(errors.ErrorKind)
+    assert all(cls.kind is kind for kind, cls in errors.ERROR_TYPES.items())
+
+
+def test_a_downstream_insufficient_credits_comes_back_as_insufficient_credits() -> None:
+    # It used to come back as a plain DomainError with the kind set: `except InsufficientCredits`
+    # missed it and callers had to compare kinds.
+    back = errors.domain_error(_as_received(errors.InsufficientCredits(required=5, available=2)))
+    assert isinstance(back, errors.InsufficientCredits)
+    assert back.kind is errors.ErrorKind.INSUFFICIENT_CREDITS
+    assert back.message == "Insufficient credits. Required: 5, Available: 2"
+    assert back.metadata == {"required": "5", "available": "2"}
+    assert (back.required, back.available) == (5, 2)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.NotFound("Task not found"),
+        errors.FeatureNotInPlan("Not in your plan", feature="video"),
+        errors.InvalidState("Task already finished"),
+        errors.Unauthenticated(),
+        errors.Unavailable("Database unavailable"),
+    ],
+)
+def test_a_downstream_error_keeps_its_class_message_and_metadata(
+    error: errors.DomainError,
+) -> None:
+    back = errors.domain_error(_as_received(error))
+    assert type(back) is type(error)
+    assert (back.kind, back.message, back.metadata) == (error.kind, error.message, error.metadata)
+
+
+def test_a_status_without_a_known_reason_is_unavailable() -> None:
+    lost = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="refused"
+    )
+    back = errors.domain_error(lost)
+    assert isinstance(back, errors.Unavailable)
+    assert back.message == "A dependency is unavailable"

@@ -1,6 +1,6 @@
-"""services.billing.store in memory: the catalog, customers and what was placed on their accounts,
-orders, the subscription mirror, payments (whose status only moves forward) and processed webhook
-events."""
+"""services.billing.store and services.billing.payment_store in memory: the catalog, customers and
+what was placed on their accounts, orders, the subscription mirror, payments (whose status only
+moves forward) and processed webhook events."""
 
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from services.billing.domain import (
     PaymentKind,
     PaymentStatus,
     Plan,
-    PlanPlacement,
-    Subscription,
 )
+from services.billing.plan_rules import PlanPlacement, Subscription
 from services.billing.store import Placement
 from tests.support.fakes.journal import Journal
 

@@ -17,9 +17,11 @@ from services.billing.stripe_api import (
     StripeApi,
     StripeObjectNotFound,
     StripeRefusedRequest,
-    _purchase_metadata,
+    direct_purchase_metadata,
+    plan_metadata,
+    purchase_metadata,
 )
-from services.billing.stripe_objects import META_ORDER, META_PLAN, META_PURCHASE, META_USER
+from services.billing.stripe_objects import META_PLAN, META_PURCHASE, META_USER
 from tests.support.fakes.journal import Journal
 
 Json = dict[str, Any]
@@ -106,7 +108,7 @@ class FakeStripe(StripeApi):
         key: str,
     ) -> Json:
         self.journal.add("stripe.checkout_credits")
-        metadata = _purchase_metadata(user_id, pack, order_ref)
+        metadata = purchase_metadata(user_id, pack, order_ref)
         return self._idempotent(
             key,
             lambda: self._session(
@@ -130,7 +132,7 @@ class FakeStripe(StripeApi):
         key: str,
     ) -> Json:
         self.journal.add("stripe.checkout_subscription")
-        metadata = {META_USER: user_id, META_PLAN: plan_id, META_ORDER: order_ref}
+        metadata = plan_metadata(user_id, plan_id, order_ref)
         return self._idempotent(
             key, lambda: self._session("subscription", customer_id, metadata, price=price_id)
         )
@@ -150,7 +152,7 @@ class FakeStripe(StripeApi):
             DECLINED_CARD: "requires_payment_method",
             AUTHENTICATED_CARD: "requires_action",
         }.get(payment_method_id, "succeeded")
-        metadata = {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"}
+        metadata = direct_purchase_metadata(user_id, pack, order_ref)
         intent = self._idempotent(
             key,
             lambda: self._intent(customer_id, pack.price_cents, pack.currency, metadata, status),
@@ -202,7 +204,7 @@ class FakeStripe(StripeApi):
         self.journal.add("stripe.charge_off_session")
         code = {DECLINED_CARD: "card_declined", AUTHENTICATED_CARD: "authentication_required"}
         failure = code.get(payment_method_id)
-        metadata = {**_purchase_metadata(user_id, pack, order_ref), META_PURCHASE: "direct"}
+        metadata = direct_purchase_metadata(user_id, pack, order_ref)
         status = "requires_payment_method" if failure else "succeeded"
         intent = self._idempotent(
             key,

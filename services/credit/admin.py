@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import grpc
 
+from services.credit.admin_rules import admin_grant
 from services.credit.api import credits_to_proto, entry_to_proto, grant_to_proto
-from services.credit.domain import admin_grant
+from services.credit.grants import Grants
 from services.credit.ledger import Ledger
 from services.kit.context import current_identity
 from services.kit.errors import InvalidInput, NotFound
@@ -36,7 +37,7 @@ def _grant_id(raw: str) -> int:
 
 
 async def grant_credits(
-    ledger: Ledger, request: credit_pb2.GrantCreditsRequest, actor: str
+    ledger: Ledger, grants: Grants, request: credit_pb2.GrantCreditsRequest, actor: str
 ) -> credit_pb2.GrantCreditsResponse:
     now = datetime.now(UTC)
     wanted = admin_grant(
@@ -50,7 +51,7 @@ async def grant_credits(
         expires_in=request.expires_in,
         priority=request.priority if request.HasField("priority") else None,
     )
-    posting = await ledger.admin_grant(wanted, _client_key(request.idempotency_key))
+    posting = await grants.admin_grant(wanted, _client_key(request.idempotency_key))
     view = await ledger.show(wanted.user_id)
     reply = credit_pb2.GrantCreditsResponse(
         success=True,
@@ -67,11 +68,11 @@ async def grant_credits(
 
 
 async def void_grant(
-    ledger: Ledger, request: credit_pb2.VoidGrantRequest, actor: str
+    grants: Grants, request: credit_pb2.VoidGrantRequest, actor: str
 ) -> credit_pb2.VoidGrantResponse:
     if not actor:
         raise InvalidInput("actor is required")
-    posting = await ledger.void(
+    posting = await grants.void(
         grant_id=_grant_id(request.grant_id),
         reason=request.reason,
         actor=actor,
@@ -111,8 +112,9 @@ def _header(context: grpc.aio.ServicerContext, name: str) -> str:
 
 
 class CreditAdminApi(credit_pb2_grpc.CreditAdminServiceServicer):
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, grants: Grants) -> None:
         self._ledger = ledger
+        self._grants = grants
 
     @staticmethod
     def _actor() -> str:
@@ -124,7 +126,7 @@ class CreditAdminApi(credit_pb2_grpc.CreditAdminServiceServicer):
         key = _header(context, IDEMPOTENCY_HEADER)
         if key:
             request.idempotency_key = key
-        reply = await grant_credits(self._ledger, request, self._actor())
+        reply = await grant_credits(self._ledger, self._grants, request, self._actor())
         if reply.applied:
             await set_http_status(context, 201)
         return reply
@@ -135,7 +137,7 @@ class CreditAdminApi(credit_pb2_grpc.CreditAdminServiceServicer):
         key = _header(context, IDEMPOTENCY_HEADER)
         if key:
             request.idempotency_key = key
-        return await void_grant(self._ledger, request, self._actor())
+        return await void_grant(self._grants, request, self._actor())
 
     async def ShowAccount(
         self, request: credit_pb2.ShowAccountRequest, context: grpc.aio.ServicerContext

@@ -24,7 +24,9 @@ from services.credit.domain import (
     validate_key,
     validate_priority,
 )
+from services.credit.grants import Grants
 from services.credit.ledger import Ledger
+from services.credit.plans import Plans
 from services.credit.reservations import Reservations
 from services.kit.access import Access
 from services.kit.context import current_identity
@@ -206,16 +208,18 @@ class CreditApi(credit_pb2_grpc.CreditServiceServicer):
 
 
 class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
-    def __init__(self, ledger: Ledger, reservations: Reservations) -> None:
+    def __init__(
+        self, ledger: Ledger, grants: Grants, plans: Plans, reservations: Reservations
+    ) -> None:
         self._ledger = ledger
+        self._grants = grants
+        self._plans = plans
         self._reservations = reservations
 
     async def Charge(
         self, request: credit_pb2.ChargeRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.ChargeResponse:
-        _require_user(request.user_id)
-        validate_amount(request.amount)
-        validate_key(request.idempotency_key)
+        _check_posting(request.user_id, request.amount, request.idempotency_key)
         posting = await self._ledger.charge(
             user_id=request.user_id,
             amount=request.amount,
@@ -230,9 +234,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     async def Refund(
         self, request: credit_pb2.RefundRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.RefundResponse:
-        _require_user(request.user_id)
-        validate_amount(request.amount, allow_zero=True)
-        validate_key(request.idempotency_key)
+        _check_posting(request.user_id, request.amount, request.idempotency_key, allow_zero=True)
         validate_key(request.charge_idempotency_key)
         posting = await self._ledger.refund(
             user_id=request.user_id,
@@ -246,9 +248,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     async def Grant(
         self, request: credit_pb2.GrantRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.GrantResponse:
-        _require_user(request.user_id)
-        validate_amount(request.amount)
-        validate_key(request.idempotency_key)
+        _check_posting(request.user_id, request.amount, request.idempotency_key)
         if request.category:
             category = parse_category(request.category)
         elif request.bucket in _BUCKETS:
@@ -260,7 +260,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         expires_at = from_timestamp(request.expires_at) if request.HasField("expires_at") else None
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise InvalidInput("expiresAt must be in the future")
-        posting = await self._ledger.grant(
+        posting = await self._grants.grant(
             user_id=request.user_id,
             amount=request.amount,
             category=category,
@@ -288,7 +288,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         period_end = from_timestamp(request.period_end) if request.HasField("period_end") else None
         if period_end is not None and period_end <= now:
             raise InvalidInput("periodEnd must be in the future")
-        account, applied = await self._ledger.set_plan(
+        account, applied = await self._plans.set_plan(
             user_id=request.user_id,
             terms=terms,
             key=request.idempotency_key,
@@ -303,7 +303,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     ) -> credit_pb2.ResetDueResponse:
         batch = page_limit(request.batch_size, default=RESET_BATCH_DEFAULT, maximum=RESET_BATCH_MAX)
         as_of = from_timestamp(request.as_of) if request.HasField("as_of") else datetime.now(UTC)
-        count, more = await self._ledger.reset_due(as_of=as_of, batch_size=batch)
+        count, more = await self._plans.reset_due(as_of=as_of, batch_size=batch)
         return credit_pb2.ResetDueResponse(accounts_reset=count, more=more)
 
     async def ExpireDue(
@@ -311,7 +311,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     ) -> credit_pb2.ExpireDueResponse:
         batch = page_limit(request.batch_size, default=RESET_BATCH_DEFAULT, maximum=RESET_BATCH_MAX)
         as_of = from_timestamp(request.as_of) if request.HasField("as_of") else datetime.now(UTC)
-        grants, accounts, more = await self._ledger.expire_due(as_of=as_of, batch_size=batch)
+        grants, accounts, more = await self._plans.expire_due(as_of=as_of, batch_size=batch)
         return credit_pb2.ExpireDueResponse(grants_expired=grants, accounts=accounts, more=more)
 
     async def VerifyLedger(
@@ -350,7 +350,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
         _require_user(request.user_id)
         validate_key(request.grant_key)
         validate_amount(request.clawed_credits, allow_zero=True)
-        done = await self._ledger.clawback(
+        done = await self._grants.clawback(
             user_id=request.user_id,
             grant_key=request.grant_key,
             target=request.clawed_credits,
@@ -413,7 +413,9 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     ) -> credit_pb2.AdminGrantCreditsResponse:
         from services.credit import admin  # admin builds on this module's converters
 
-        reply = await admin.grant_credits(self._ledger, request.request, request.actor)
+        reply = await admin.grant_credits(
+            self._ledger, self._grants, request.request, request.actor
+        )
         return credit_pb2.AdminGrantCreditsResponse(response=reply)
 
     async def AdminVoidGrant(
@@ -421,7 +423,7 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
     ) -> credit_pb2.AdminVoidGrantResponse:
         from services.credit import admin  # admin builds on this module's converters
 
-        voided = await admin.void_grant(self._ledger, request.request, request.actor)
+        voided = await admin.void_grant(self._grants, request.request, request.actor)
         return credit_pb2.AdminVoidGrantResponse(response=voided)
 
     async def AdminShowAccount(
@@ -436,3 +438,10 @@ class CreditInternalApi(credit_pb2_grpc.CreditInternalServiceServicer):
 def _require_user(user_id: str) -> None:
     if not user_id or len(user_id) > 128:
         raise InvalidInput("userId is required")
+
+
+def _check_posting(user_id: str, amount: int, key: str, *, allow_zero: bool = False) -> None:
+    """What every request that posts an entry (charge, refund, grant) must carry."""
+    _require_user(user_id)
+    validate_amount(amount, allow_zero=allow_zero)
+    validate_key(key)

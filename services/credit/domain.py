@@ -1,48 +1,35 @@
-"""Credit rules, free of gRPC and SQL.
+"""Credit types and the rules every use case shares, free of gRPC and SQL.
 
 Every credit-adding event creates a grant: a block of credits with a category (plan allowance,
 purchased, promotional, compensation), a priority, an effective time and an optional expiry. A
-charge spends live grants by priority, then soonest expiry, then oldest (`spending_order`); the
-plan allowance is closed by the monthly reset, other grants by their `expires_at`. Unlimited plans
-record usage without touching a grant. Every change is a ledger entry (idempotency key unique per
-account) whose per-grant changes are its postings; an account's balance columns are sums over its
-open grants by category (allowance, purchased, and "bonus" for promotional + compensation).
+charge spends live grants by priority, then soonest expiry, then oldest; the plan allowance is
+closed by the monthly reset, other grants by their `expires_at`. Unlimited plans record usage
+without touching a grant. Every change is a ledger entry (idempotency key unique per account) whose
+per-grant changes are its postings; an account's balance columns are sums over its open grants by
+category (allowance, purchased, and "bonus" for promotional + compensation).
 
 Money Stripe takes back is clawed back from the payment's grant, then the rest of the balance; what
 cannot be taken is `owed` and settled first from any credits that come in later.
+
+The rules that move credits among an account's grants (spending order, refunds, clawbacks) are in
+`grant_rules`; what support staff may ask for is in `admin_rules`.
 """
 
 from __future__ import annotations
 
 import calendar
 import math
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from services.kit.errors import (
-    DomainError,
-    FeatureNotInPlan,
-    InsufficientCredits,
-    InvalidInput,
-    InvalidState,
-    NotFound,
-)
+from services.kit.errors import InvalidInput
 
 MAX_KEY_LENGTH = 200
 MAX_AMOUNT = 1_000_000
 MAX_PRIORITY = 1000
-MAX_REASON_LENGTH = 500
-MAX_ACTOR_LENGTH = 200
-# The furthest an admin may set an expiry: anything later is a typo, not a policy.
-MAX_EXPIRY = timedelta(days=3660)
 FREE_PLAN = "free"
-# Credits given back for a charge whose grant expired or was voided meanwhile come back as a new
-# grant of the same category; one that could expire lives this long (the allowance: until the next
-# reset, like any allowance).
-RETURNED_GRANT_VALIDITY = timedelta(days=30)
 
 
 class EntryKind(Enum):
@@ -243,33 +230,13 @@ class NewGrant:
     reference: str = ""
 
 
-@dataclass(frozen=True)
-class Quote:
-    allowed: bool
-    cost: int
-    available: int
-    reason: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class AdminGrant:
-    """A grant support staff asked for, validated."""
-
-    user_id: str
-    category: Category
-    amount: int
-    priority: int
-    expires_at: datetime | None
-    reason: str
-    actor: str
-
-
-@dataclass(frozen=True)
-class ClawbackPlan:
-    changes: list[Change] = field(default_factory=list)
-    owed_delta: int = 0
-    new_grant: NewGrant | None = None
+def column_deltas(changes: Iterable[Change]) -> dict[str, int]:
+    """What an entry's changes do to each of the account's balance columns (allowance, purchased,
+    bonus): the entry's deltas, whose sum is its amount."""
+    per_column = {"allowance": 0, "purchased": 0, "bonus": 0}
+    for change in changes:
+        per_column[change.grant.category.column] += change.delta
+    return per_column
 
 
 # --- validation ---
@@ -308,252 +275,6 @@ def ensure_same_request(existing: Entry, kind: EntryKind, usage: int | None = No
     """A reused idempotency key must name the same operation (AIP-155)."""
     if existing.kind is not kind or (usage is not None and existing.usage != usage):
         raise InvalidInput("idempotencyKey was already used for a different request")
-
-
-_DURATION = re.compile(r"(\d{1,7})([smhdw])")
-_ISO_DURATION = re.compile(
-    r"p(?:(\d{1,5})w)?(?:(\d{1,5})d)?(?:t(?:(\d{1,6})h)?(?:(\d{1,7})m)?(?:(\d{1,8})s)?)?"
-)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_ISO_UNITS = (604800, 86400, 3600, 60, 1)
-
-
-def parse_duration(raw: str) -> timedelta:
-    """`30d`, `12h`, `2w`, `1d12h`, `90m`, `45s`, or ISO 8601 (`P30D`, `PT12H`)."""
-    text = raw.strip().lower()
-    iso = _ISO_DURATION.fullmatch(text)
-    if iso is not None and not text.endswith(("p", "t")):
-        seconds = sum(int(g or 0) * unit for g, unit in zip(iso.groups(), _ISO_UNITS, strict=True))
-    elif text and _DURATION.sub("", text) == "":
-        seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
-    else:
-        raise InvalidInput("expiresIn must be a duration such as 30d, 12h, 2w or P30D")
-    if seconds <= 0:
-        raise InvalidInput("expiresIn must be a positive duration")
-    return timedelta(seconds=seconds)
-
-
-def admin_grant(
-    *,
-    user_id: str,
-    amount: int,
-    category: str,
-    reason: str,
-    actor: str,
-    now: datetime,
-    expires_at: datetime | None = None,
-    expires_in: str = "",
-    priority: int | None = None,
-) -> AdminGrant:
-    """Check what support staff asked for: a promotional or compensation grant, with a reason,
-    expiring in the future (at most ~10 years ahead) if at all."""
-    if not user_id or len(user_id) > 128:
-        raise InvalidInput("userId is required")
-    validate_amount(amount)
-    chosen = parse_category(category or Category.PROMOTIONAL.value, ADMIN_CATEGORIES)
-    reason = reason.strip()
-    if not reason or len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInput(f"reason is required (at most {MAX_REASON_LENGTH} characters)")
-    if not actor or len(actor) > MAX_ACTOR_LENGTH:
-        raise InvalidInput("actor is required")
-    if expires_at is not None and expires_in:
-        raise InvalidInput("give expiresAt or expiresIn, not both")
-    if expires_in:
-        expires_at = now + parse_duration(expires_in)
-    if expires_at is not None and not now < expires_at <= now + MAX_EXPIRY:
-        raise InvalidInput("expiresAt must be in the future (and within 10 years)")
-    chosen_priority = DEFAULT_PRIORITY[chosen] if priority is None else priority
-    validate_priority(chosen_priority)
-    return AdminGrant(user_id, chosen, amount, chosen_priority, expires_at, reason, actor)
-
-
-def check_reason(reason: str) -> str:
-    reason = reason.strip()
-    if not reason or len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInput(f"reason is required (at most {MAX_REASON_LENGTH} characters)")
-    return reason
-
-
-# --- spending ---
-
-
-def spending_order(grants: Iterable[Grant], now: datetime) -> list[Grant]:
-    """Live grants with credits left, in the order a charge spends them. This is the Python
-    statement of the rule; the charge itself applies it in SQL (store._CHARGE), and a test holds
-    the two to each other on random grant sets."""
-    return sorted(
-        (g for g in grants if g.is_live(now) and g.remaining > 0), key=lambda g: g.order_key()
-    )
-
-
-def available(grants: Iterable[Grant], now: datetime) -> int:
-    return sum(g.remaining for g in grants if g.is_live(now))
-
-
-def consume(grants: Iterable[Grant], amount: int, now: datetime) -> list[Change]:
-    """Up to `amount` credits from the live grants in spending order (all of it if they hold
-    enough): the changes, each negative."""
-    changes = []
-    left = amount
-    for grant in spending_order(grants, now):
-        if left == 0:
-            break
-        take = min(grant.remaining, left)
-        changes.append(Change(grant, -take))
-        left -= take
-    return changes
-
-
-def charge_takes(grants: Iterable[Grant], amount: int, now: datetime) -> list[Change] | None:
-    """What a charge of `amount` takes from each grant, or None when the live grants do not hold
-    enough (the charge is then refused whole)."""
-    grants = list(grants)
-    if available(grants, now) < amount:
-        return None
-    return consume(grants, amount, now)
-
-
-def refusal(
-    account: Account | None, available_credits: int, amount: int, feature: str
-) -> DomainError | None:
-    """Why a charge of `amount` for `feature` would be refused, or None when it would be taken."""
-    if account is None:
-        return NotFound("Credit account not found")
-    if feature and feature not in account.terms.features:
-        return FeatureNotInPlan(
-            f"{feature} is not included in the {account.terms.plan_name} plan",
-            feature=feature,
-            plan=account.terms.plan_name,
-        )
-    if account.terms.is_unlimited or available_credits >= amount:
-        return None
-    return InsufficientCredits(required=amount, available=available_credits)
-
-
-def charge_refusal(account: Account | None, amount: int, feature: str) -> DomainError:
-    """Why a charge that the ledger refused was refused."""
-    found = refusal(account, account.current_credits if account else 0, amount, feature)
-    if found is None:
-        assert account is not None
-        return InsufficientCredits(required=amount, available=account.current_credits)
-    return found
-
-
-def quote(account: Account, available_credits: int, amount: int, feature: str) -> Quote:
-    """Whether a charge of `amount` for `feature` would be taken now (the charge's own rule)."""
-    refused = refusal(account, available_credits, amount, feature)
-    if refused is None:
-        return Quote(True, amount, available_credits)
-    return Quote(False, amount, available_credits, refused.kind.value.lower(), refused.message)
-
-
-# --- refunds ---
-
-
-def refund_split(
-    charged_allowance: int,
-    charged_purchased: int,
-    refunded_allowance: int,
-    refunded_purchased: int,
-    amount: int,
-) -> tuple[int, int]:
-    """Credits a refund of a charge made before grants existed gives back to (allowance,
-    purchased): purchased first, never more than is left of the charge. `amount` 0 means
-    everything that is left."""
-    left_purchased = charged_purchased - refunded_purchased
-    left_allowance = charged_allowance - refunded_allowance
-    left = left_purchased + left_allowance
-    wanted = left if amount == 0 else amount
-    if wanted > left:
-        raise InvalidInput(f"refund exceeds what is left of the charge ({left})")
-    back_purchased = min(wanted, left_purchased)
-    return wanted - back_purchased, back_purchased
-
-
-def refund_returns(left: Sequence[tuple[Grant, int]], amount: int) -> list[tuple[Grant, int]]:
-    """What a refund gives back to each grant a charge took from. `left` is, per grant, what the
-    charge took minus what earlier refunds returned. Credits go back last-spent first (the grants
-    the charge would have kept longest), never more than is left; `amount` 0 means all of it."""
-    total = sum(n for _, n in left)
-    if total <= 0:
-        raise InvalidState("Charge already refunded")
-    wanted = total if amount == 0 else amount
-    if wanted > total:
-        raise InvalidInput(f"refund exceeds what is left of the charge ({total})")
-    returns = []
-    for grant, n in sorted(left, key=lambda item: item[0].order_key(), reverse=True):
-        if wanted == 0:
-            break
-        back = min(n, wanted)
-        if back > 0:
-            returns.append((grant, back))
-            wanted -= back
-    return returns
-
-
-def returned_grant(
-    source: Grant | None, category: Category, amount: int, now: datetime
-) -> NewGrant:
-    """The grant that receives refunded credits whose own grant is closed (expired, voided, reset)
-    or unknown (a charge made before grants existed): same category and priority; the allowance is
-    closed by the next reset like any allowance, other credits that could expire get
-    RETURNED_GRANT_VALIDITY, credits that could not expire still cannot."""
-    priority = source.priority if source is not None else DEFAULT_PRIORITY[category]
-    could_expire = source is not None and source.expires_at is not None
-    expires = now + RETURNED_GRANT_VALIDITY if could_expire else None
-    if category is Category.ALLOWANCE:
-        expires = None
-    return NewGrant(category, amount, priority, expires)
-
-
-def settle_owed(owed: int, incoming: int) -> int:
-    """Credits coming in settle what is owed first: how many of `incoming` go to the debt."""
-    return min(max(owed, 0), incoming)
-
-
-# --- clawback ---
-
-
-def clawback_target(credits: int, paid_cents: int, returned_cents: int) -> int:
-    """Credits to take back when `returned_cents` of a `paid_cents` payment for `credits` went back
-    to the payer: proportional, rounded up (credits never outlive the money that paid for them)."""
-    if paid_cents <= 0:
-        return 0
-    returned = min(max(returned_cents, 0), paid_cents)
-    return -(-credits * returned // paid_cents)
-
-
-def clawback_plan(
-    grant: Grant, others: Sequence[Grant], owed: int, target: int, now: datetime
-) -> ClawbackPlan:
-    """Bring the credits taken back for `grant`'s payment to `target` (at most the grant). More:
-    from the grant itself, then the rest of the live balance in spending order, and what is still
-    missing is owed. Less (a dispute won): the credits are given back, settling any debt first, to
-    the grant (or, when it is closed, to a new grant of its kind)."""
-    target = min(max(target, 0), grant.amount)
-    delta = target - grant.clawed
-    if delta > 0:
-        changes = []
-        # An open grant may have lapsed without its expiry entry yet: its credits still count.
-        own = min(grant.remaining, delta) if grant.is_open else 0
-        if own:
-            changes.append(Change(grant, -own))
-        rest = [g for g in others if g.id != grant.id]
-        changes += consume(rest, delta - own, now)
-        taken = -sum(c.delta for c in changes)
-        return ClawbackPlan(changes, owed_delta=delta - taken)
-    if delta < 0:
-        back = -delta
-        settled = settle_owed(owed, back)
-        back -= settled
-        if back == 0:
-            return ClawbackPlan([], owed_delta=-settled)
-        if grant.is_open:
-            return ClawbackPlan([Change(grant, back)], owed_delta=-settled)
-        return ClawbackPlan(
-            [], owed_delta=-settled, new_grant=returned_grant(grant, grant.category, back, now)
-        )
-    return ClawbackPlan()
 
 
 # --- dates ---

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec
+
 from prometheus_client import Counter, Gauge
 
 from services.credit.domain import Posting
+from services.kit.errors import DomainError
+
+P = ParamSpec("P")
 
 CREDITS = Counter(
     "studiox_credits_total",
@@ -37,3 +44,25 @@ def record(posting: Posting) -> None:
 def record_verification(differences: int) -> None:
     LEDGER_VERIFICATIONS.labels("mismatch" if differences else "ok").inc()
     LEDGER_DIFFERENCES.set(differences)
+
+
+def counted(
+    *, refusals: bool = False
+) -> Callable[[Callable[P, Awaitable[Posting]]], Callable[P, Awaitable[Posting]]]:
+    """Counts what a use case moved, and with `refusals` what it refused, by reason."""
+
+    def wrap(use_case: Callable[P, Awaitable[Posting]]) -> Callable[P, Awaitable[Posting]]:
+        @functools.wraps(use_case)
+        async def counted(*args: P.args, **kwargs: P.kwargs) -> Posting:
+            try:
+                posting = await use_case(*args, **kwargs)
+            except DomainError as refused:
+                if refusals:
+                    REFUSED_CHARGES.labels(refused.kind.value).inc()
+                raise
+            record(posting)
+            return posting
+
+        return counted
+
+    return wrap

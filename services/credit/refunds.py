@@ -9,20 +9,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.credit import store
-from services.credit.domain import (
-    Account,
-    Category,
-    Change,
-    Entry,
-    EntryKind,
-    Grant,
-    refund_returns,
-    refund_split,
-    returned_grant,
-    settle_owed,
-)
-from services.credit.statements import CreditStore
+from services.credit import entry_store, grant_store
+from services.credit.domain import Account, Category, Change, Entry, EntryKind, Grant
+from services.credit.grant_rules import refund_returns, refund_split, returned_grant, settle_owed
+from services.credit.statements import EntryStore, GrantStore
 from services.kit.errors import InvalidState
 
 
@@ -34,12 +24,13 @@ async def give_back(
     key: str,
     description: str,
     now: datetime,
-    records: CreditStore = store,
+    entry_records: EntryStore = entry_store,
+    grant_records: GrantStore = grant_store,
 ) -> Entry:
     """Give back `amount` of a charge (0: all that is left of it) to the grants it came from,
     last-spent first, as one refund entry under `key`. The caller holds the account lock."""
     user_id = account.user_id
-    refunded_a, refunded_p, refunded_usage = await records.refunded_of(conn, charged.id)
+    refunded_a, refunded_p, refunded_usage = await entry_records.refunded_of(conn, charged.id)
     left_usage = charged.usage - refunded_usage
     if left_usage <= 0:
         raise InvalidState("Charge already refunded")
@@ -47,7 +38,7 @@ async def give_back(
     # took credits gives them back even if the plan became unlimited since.
     if charged.amount == 0:
         back_usage = left_usage if amount == 0 else min(amount, left_usage)
-        return await records.post(
+        return await entry_records.post(
             conn,
             user_id=user_id,
             kind=EntryKind.REFUND,
@@ -59,13 +50,15 @@ async def give_back(
             description=description,
             refund_of=charged.id,
         )
-    sources = await _refund_sources(conn, charged, amount, (refunded_a, refunded_p), records)
+    sources = await _refund_sources(
+        conn, charged, amount, (refunded_a, refunded_p), entry_records, grant_records
+    )
     changes: list[Change] = []
     shares: list[tuple[int | None, Category, int]] = []
     for source, category, back in sources:
         target = source
         if source is None or not source.is_open:
-            target = await records.create_grant(
+            target = await grant_records.create_grant(
                 conn,
                 user_id,
                 returned_grant(source, category, back, now),
@@ -76,7 +69,7 @@ async def give_back(
         shares.append((source.id if source else None, category, back))
     total = sum(c.delta for c in changes)
     settled = settle_owed(account.owed, total)
-    entry = await records.post(
+    entry = await entry_records.post(
         conn,
         user_id=user_id,
         kind=EntryKind.REFUND,
@@ -89,7 +82,7 @@ async def give_back(
         description=description,
         refund_of=charged.id,
     )
-    await records.record_refund_shares(conn, charged.id, entry.id, shares)
+    await entry_records.record_refund_shares(conn, charged.id, entry.id, shares)
     return entry
 
 
@@ -98,7 +91,8 @@ async def _refund_sources(
     charged: Entry,
     amount: int,
     refunded: tuple[int, int],
-    records: CreditStore,
+    entry_records: EntryStore,
+    grant_records: GrantStore,
 ) -> list[tuple[Grant | None, Category, int]]:
     """(source grant, its category, credits back) for a refund of `amount` (0: all that is
     left). A charge made before grants existed has no grants: its buckets stand in."""
@@ -108,8 +102,8 @@ async def _refund_sources(
         )
         parts = ((Category.PURCHASED, back_p), (Category.ALLOWANCE, back_a))
         return [(None, category, n) for category, n in parts if n > 0]
-    left = await records.left_of_charge(conn, charged.id)
-    grants = await records.grants_by_id(conn, list(left))
+    left = await entry_records.left_of_charge(conn, charged.id)
+    grants = await grant_records.grants_by_id(conn, list(left))
     returns = refund_returns([(grants[g], n) for g, n in left.items()], amount)
     return [(grant, grant.category, n) for grant, n in returns]
 

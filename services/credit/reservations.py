@@ -20,11 +20,11 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.credit import reservation_store, store
+from services.credit import entry_store, grant_store, reservation_store, store
 from services.credit.domain import EntryKind, LedgerDifference, settlement
 from services.credit.refunds import give_back
 from services.credit.reservation_store import Reservation
-from services.credit.statements import CreditStore
+from services.credit.statements import CreditStore, EntryStore, GrantStore
 from services.kit.db import Database
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 
@@ -69,10 +69,14 @@ class Reservations:
         self,
         db: Database,
         records: CreditStore = store,
+        entry_records: EntryStore = entry_store,
+        grant_records: GrantStore = grant_store,
         holds: ReservationStore = reservation_store,
     ) -> None:
         self._db = db
         self._records = records
+        self._entries = entry_records
+        self._grants = grant_records
         self._holds = holds
 
     async def settle(
@@ -83,7 +87,7 @@ class Reservations:
             account = await self._records.get_account(conn, user_id, for_update=True)
             if account is None:
                 raise NotFound("Credit account not found")
-            hold = await self._records.find_entry(conn, user_id, reservation_key)
+            hold = await self._entries.find_entry(conn, user_id, reservation_key)
             if hold is None or hold.kind is not EntryKind.CHARGE:
                 raise NotFound("Reservation not found")
             reservation = await self._holds.of_entry(conn, hold.id)
@@ -106,7 +110,15 @@ class Reservations:
             entry = None
             if split.returned:
                 entry = await give_back(
-                    conn, account, hold, split.returned, key, description, now, self._records
+                    conn,
+                    account,
+                    hold,
+                    split.returned,
+                    key,
+                    description,
+                    now,
+                    self._entries,
+                    self._grants,
                 )
             await self._holds.settle(
                 conn,

@@ -1,6 +1,8 @@
-"""What the credit service layer (services.credit.ledger) needs from its stores: the statements of
-services.credit.store and services.credit.reservation_store, which satisfy these Protocols as
-modules; unit tests give an in-memory fake instead (tests/support/fakes/credit_store.py)."""
+"""What the credit service layers (services.credit.ledger, grants, plans, reservations and the
+refund step) need from their stores: the statements of services.credit.store (CreditStore),
+entry_store (EntryStore), grant_store (GrantStore) and reservation_store (HoldStore), each of which
+satisfies its Protocol as a module; unit tests give one in-memory fake for all of them instead
+(tests/support/fakes/credit_store.py)."""
 
 from __future__ import annotations
 
@@ -25,47 +27,19 @@ from services.credit.domain import (
 
 
 class CreditStore(Protocol):
-    # --- reads ---
+    """Accounts: balances, the credits read, the charge, plan terms and periods."""
 
     async def get_account(
         self, conn: AsyncConnection, user_id: str, *, for_update: bool = False
     ) -> Account | None: ...
 
-    async def find_entry(self, conn: AsyncConnection, user_id: str, key: str) -> Entry | None: ...
-
-    async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]: ...
-
     async def credits_view(
         self, conn: LeanConnection[Any], user_id: str
     ) -> tuple[Account, list[Grant], int] | None: ...
 
-    async def list_grants(
-        self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
-    ) -> list[Grant]: ...
-
-    async def grant_by_key(
-        self, conn: AsyncConnection, user_id: str, source_key: str
-    ) -> Grant | None: ...
-
-    async def grant_by_id(self, conn: AsyncConnection, grant_id: int) -> Grant | None: ...
-
-    async def grants_by_id(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]: ...
-
-    async def refunded_of(self, conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]: ...
-
-    async def left_of_charge(self, conn: AsyncConnection, charge_id: int) -> dict[int, int]: ...
-
     async def live_balance(self, conn: AsyncConnection, user_id: str) -> int: ...
 
     async def balance(self, conn: AsyncConnection, user_id: str) -> int: ...
-
-    async def list_entries(
-        self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
-    ) -> Sequence[Entry]: ...
-
-    async def count_entries(self, conn: AsyncConnection, user_id: str, key_prefix: str) -> int: ...
-
-    # --- writes ---
 
     async def charge(
         self,
@@ -80,15 +54,31 @@ class CreditStore(Protocol):
         hold: bool = False,
     ) -> Entry | None: ...
 
-    async def create_grant(
-        self,
-        conn: AsyncConnection,
-        user_id: str,
-        new: NewGrant,
-        *,
-        source_key: str,
-        effective_at: datetime | None = None,
-    ) -> Grant: ...
+    async def create_account(
+        self, conn: AsyncConnection, user_id: str, terms: PlanTerms
+    ) -> bool: ...
+
+    async def set_terms(self, conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None: ...
+
+    async def start_period(
+        self, conn: AsyncConnection, user_id: str, start: datetime, end: datetime
+    ) -> None: ...
+
+
+class EntryStore(Protocol):
+    """Entries and their postings, and what a charge's refunds gave back."""
+
+    async def find_entry(self, conn: AsyncConnection, user_id: str, key: str) -> Entry | None: ...
+
+    async def refunded_of(self, conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]: ...
+
+    async def left_of_charge(self, conn: AsyncConnection, charge_id: int) -> dict[int, int]: ...
+
+    async def list_entries(
+        self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+    ) -> Sequence[Entry]: ...
+
+    async def count_entries(self, conn: AsyncConnection, user_id: str, key_prefix: str) -> int: ...
 
     async def post(
         self,
@@ -116,21 +106,39 @@ class CreditStore(Protocol):
         shares: Sequence[tuple[int | None, Category, int]],
     ) -> None: ...
 
+
+class GrantStore(Protocol):
+    """Grants: reads, and the changes no entry records."""
+
+    async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]: ...
+
+    async def list_grants(
+        self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
+    ) -> list[Grant]: ...
+
+    async def grant_by_key(
+        self, conn: AsyncConnection, user_id: str, source_key: str
+    ) -> Grant | None: ...
+
+    async def grant_by_id(self, conn: AsyncConnection, grant_id: int) -> Grant | None: ...
+
+    async def grants_by_id(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]: ...
+
+    async def create_grant(
+        self,
+        conn: AsyncConnection,
+        user_id: str,
+        new: NewGrant,
+        *,
+        source_key: str,
+        effective_at: datetime | None = None,
+    ) -> Grant: ...
+
     async def close_grants(
         self, conn: AsyncConnection, ids: Sequence[int], reason: CloseReason
     ) -> None: ...
 
     async def set_clawed(self, conn: AsyncConnection, grant_id: int, clawed: int) -> None: ...
-
-    async def create_account(
-        self, conn: AsyncConnection, user_id: str, terms: PlanTerms
-    ) -> bool: ...
-
-    async def set_terms(self, conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None: ...
-
-    async def start_period(
-        self, conn: AsyncConnection, user_id: str, start: datetime, end: datetime
-    ) -> None: ...
 
 
 class HoldStore(Protocol):

@@ -1,6 +1,6 @@
-"""Wiring of the credit service: its service layer (the ledger) and the servicers over it. The
-servicers in `api.py` only translate; `python -m services.credit` serves what `build_spec`
-builds."""
+"""Wiring of the credit service: its service layers (ledger, grants, plans, reservations, alerts)
+and the servicers over them. The servicers in `api.py` only translate; `python -m services.credit`
+serves what `build_spec` builds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from services.credit import admin
 from services.credit.alert_api import AlertApi, AlertInternalApi
 from services.credit.alerts import Alerts
 from services.credit.api import ACCESS, CreditApi, CreditInternalApi
+from services.credit.grants import Grants
 from services.credit.ledger import Ledger
+from services.credit.plans import Plans
 from services.credit.reservations import Reservations
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
@@ -21,6 +23,7 @@ from studiox.credit.v1 import alerts_pb2, alerts_pb2_grpc, credit_pb2, credit_pb
 
 def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
     ledger = Ledger(db)
+    grants = Grants(db)
     services = credit_pb2.DESCRIPTOR.services_by_name
     return [
         (
@@ -30,12 +33,12 @@ def _servicers(db: Database, channels: ServiceChannels) -> list[Registration]:
         ),
         (
             credit_pb2_grpc.add_CreditInternalServiceServicer_to_server,
-            CreditInternalApi(ledger, Reservations(db)),
+            CreditInternalApi(ledger, grants, Plans(db), Reservations(db)),
             services["CreditInternalService"].full_name,
         ),
         (
             credit_pb2_grpc.add_CreditAdminServiceServicer_to_server,
-            admin.CreditAdminApi(ledger),
+            admin.CreditAdminApi(ledger, grants),
             services["CreditAdminService"].full_name,
         ),
         *_alert_servicers(db),

@@ -1,6 +1,6 @@
-"""Credits as grants: the spending order (the charge's SQL against domain.spending_order on random
-grant sets), concurrency across mixed grants, refunds back to their grants, expiry, verification
-and the public view."""
+"""Credits as grants: the spending order (the charge's SQL against grant_rules.spending_order on
+random grant sets), concurrency across mixed grants, refunds back to their grants, expiry,
+verification and the public view."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.credit.domain import Category, CloseReason, Grant, charge_takes
+from services.credit.domain import Category, CloseReason, Grant
+from services.credit.grant_rules import charge_takes
 from services.kit.errors import reason_of
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 from tests.integration.test_credit_ledger import assert_ledger_verifies
@@ -155,7 +156,7 @@ async def test_the_charge_statement_follows_the_python_rule(
     cluster: Cluster, grants: list[dict[str, Any]], amount: int
 ) -> None:
     """Random grant sets (categories, priorities, expiries, lapsed ones, ages): what the one SQL
-    statement takes from each grant is what domain.charge_takes says, or both refuse."""
+    statement takes from each grant is what grant_rules.charge_takes says, or both refuse."""
     credit = CreditClient(cluster.channel("credit"))
     user = await credit.open_account(FREE)
     now = datetime.now(UTC)

@@ -4,15 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.credit.domain import (
-    Account,
-    PlanTerms,
-    add_months,
-    charge_refusal,
-    days_until,
-    period_containing,
-    refund_split,
-)
+from services.credit.domain import Account, PlanTerms, add_months, days_until, period_containing
+from services.credit.grant_rules import charge_refusal, refund_split
 from services.kit.errors import FeatureNotInPlan, InsufficientCredits, InvalidInput, NotFound
 
 FREE = PlanTerms("free", 10, False, ("image_analysis", "video_generation"))

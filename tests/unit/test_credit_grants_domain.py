@@ -10,15 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.billing.domain import MoneyBack, Payment, PaymentKind, PaymentStatus, clawback_credits
-from services.credit.domain import (
-    Category,
-    CloseReason,
-    Grant,
-    admin_grant,
+from services.credit.admin_rules import admin_grant, parse_duration
+from services.credit.domain import Category, CloseReason, Grant
+from services.credit.grant_rules import (
     charge_takes,
     clawback_plan,
     consume,
-    parse_duration,
     refund_returns,
     returned_grant,
     spending_order,

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.credit.domain import Category, PlanTerms
+from services.credit.grants import Grants
 from services.credit.ledger import Ledger
+from services.credit.plans import Plans
 from services.credit.reservations import Reservations
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 from tests.support.fakes.credit_store import FakeCreditStore
@@ -23,11 +25,13 @@ class World:
     def __init__(self) -> None:
         self.store = FakeCreditStore()
         self.db = FakeDatabase(self.store)
-        self.ledger = Ledger(self.db, self.store, self.store)
-        self.reservations = Reservations(self.db, self.store, self.store)
+        self.ledger = Ledger(self.db, self.store, self.store, self.store, self.store)
+        self.grants = Grants(self.db, self.store, self.store, self.store)
+        self.plans = Plans(self.db, self.store, self.store, self.store)
+        self.reservations = Reservations(self.db, self.store, self.store, self.store, self.store)
 
     async def open(self) -> None:
-        await self.ledger.set_plan(
+        await self.plans.set_plan(
             user_id=USER,
             terms=FREE,
             key="signup",
@@ -35,7 +39,7 @@ class World:
             period_end=None,
             now=datetime.now(UTC),
         )
-        await self.ledger.grant(user_id=USER, amount=3, category=Category.PROMOTIONAL, key="promo")
+        await self.grants.grant(user_id=USER, amount=3, category=Category.PROMOTIONAL, key="promo")
 
     async def hold(self, amount: int, key: str = "task:a") -> None:
         await self.ledger.charge(

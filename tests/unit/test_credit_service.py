@@ -1,6 +1,7 @@
-"""The credit service layer (services.credit.ledger) against an in-memory fake of its store: the
-order a charge spends grants in, repeats and refusals, refunds back to the grants a charge came from
-(and what is owed settled first), grants with priority and expiry, clawbacks, and plan periods.
+"""The credit service layers (services.credit.ledger, grants, plans) against an in-memory fake of
+their stores: the order a charge spends grants in, repeats and refusals, refunds back to the grants
+a charge came from (and what is owed settled first), grants with priority and expiry, clawbacks,
+and plan periods.
 The SQL statements themselves are the integration tests' business (tests/integration/test_credit_*).
 """
 
@@ -13,7 +14,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.credit.domain import Account, Category, CloseReason, EntryKind, Grant, PlanTerms
+from services.credit.grants import Grants
 from services.credit.ledger import Ledger
+from services.credit.plans import Plans
 from services.kit.errors import (
     FeatureNotInPlan,
     InsufficientCredits,
@@ -35,13 +38,15 @@ class World:
     def __init__(self) -> None:
         self.store = FakeCreditStore()
         self.db = FakeDatabase(self.store)
-        self.ledger = Ledger(self.db, self.store, self.store)
+        self.ledger = Ledger(self.db, self.store, self.store, self.store, self.store)
+        self.grants = Grants(self.db, self.store, self.store, self.store)
+        self.plans = Plans(self.db, self.store, self.store, self.store)
 
     async def open(self, terms: PlanTerms = FREE) -> None:
         await self.plan(terms, "signup", new_period=True)
 
     async def plan(self, terms: PlanTerms, key: str, *, new_period: bool) -> tuple[Account, bool]:
-        return await self.ledger.set_plan(
+        return await self.plans.set_plan(
             user_id=USER,
             terms=terms,
             key=key,
@@ -59,7 +64,7 @@ class World:
         expires_at: datetime | None = None,
         priority: int | None = None,
     ) -> Grant:
-        await self.ledger.grant(
+        await self.grants.grant(
             user_id=USER,
             amount=amount,
             category=category,
@@ -200,7 +205,7 @@ async def test_a_refund_never_exceeds_what_is_left_of_the_charge(world: World) -
 async def test_credits_refunded_to_a_closed_grant_come_back_as_a_new_grant(world: World) -> None:
     promo = await world.give(4, Category.PROMOTIONAL, "promo")
     await world.charge(3, "c1")
-    await world.ledger.void(grant_id=promo.id, reason="mistake", actor="support", client_key="")
+    await world.grants.void(grant_id=promo.id, reason="mistake", actor="support", client_key="")
     assert world.store.s.grants[promo.id].closed_reason is CloseReason.VOIDED
 
     await world.ledger.refund(user_id=USER, charge_key="c1", amount=0, key="r1", description="")
@@ -215,7 +220,7 @@ async def test_credits_refunded_to_a_closed_grant_come_back_as_a_new_grant(world
 async def test_a_refund_settles_what_is_owed_first(world: World) -> None:
     await world.give(10, Category.PURCHASED, "stripe:buy")
     await world.charge(20, "c1")  # everything spent
-    clawed = await world.ledger.clawback(
+    clawed = await world.grants.clawback(
         user_id=USER, grant_key="stripe:buy", target=10, reference="", description=""
     )
     assert (clawed.owed, world.balance()) == (10, 0)
@@ -240,7 +245,7 @@ async def test_refunding_a_hold_releases_it(world: World) -> None:
 async def test_a_grant_settles_what_is_owed_first_and_is_granted_once(world: World) -> None:
     await world.give(5, Category.PURCHASED, "stripe:a")
     await world.charge(15, "c1")
-    await world.ledger.clawback(
+    await world.grants.clawback(
         user_id=USER, grant_key="stripe:a", target=5, reference="", description=""
     )
     assert world.store.s.accounts[USER].owed == 5
@@ -266,19 +271,19 @@ async def test_a_clawback_takes_the_grant_then_the_balance_then_owes_and_is_a_st
     bought = await world.give(20, Category.PURCHASED, "stripe:a")
     await world.charge(25, "c1")  # allowance 10 + 15 of the purchase: 5 left
 
-    done = await world.ledger.clawback(
+    done = await world.grants.clawback(
         user_id=USER, grant_key="stripe:a", target=20, reference="", description=""
     )
     assert (done.clawed, done.owed, done.remaining_credits) == (20, 15, 0)
     assert world.store.s.grants[bought.id].clawed == 20
 
-    repeat = await world.ledger.clawback(
+    repeat = await world.grants.clawback(
         user_id=USER, grant_key="stripe:a", target=20, reference="", description=""
     )
     assert (repeat.applied, repeat.owed) == (False, 15)
 
     # The dispute is won: what was taken back comes back, settling the debt first.
-    back = await world.ledger.clawback(
+    back = await world.grants.clawback(
         user_id=USER, grant_key="stripe:a", target=0, reference="", description=""
     )
     assert (back.clawed, back.owed, back.remaining_credits) == (0, 0, 5)
@@ -286,7 +291,7 @@ async def test_a_clawback_takes_the_grant_then_the_balance_then_owes_and_is_a_st
 
 async def test_a_clawback_of_an_unknown_purchase_is_not_found(world: World) -> None:
     with pytest.raises(NotFound):
-        await world.ledger.clawback(
+        await world.grants.clawback(
             user_id=USER, grant_key="stripe:nope", target=1, reference="", description=""
         )
 
@@ -317,10 +322,10 @@ async def test_a_failed_use_case_rolls_its_transaction_back(world: World) -> Non
     """Everything a use case wrote goes when it raises: the void of a closed grant writes
     nothing."""
     promo = await world.give(2, Category.PROMOTIONAL, "promo")
-    await world.ledger.void(grant_id=promo.id, reason="once", actor="s", client_key="")
+    await world.grants.void(grant_id=promo.id, reason="once", actor="s", client_key="")
     entries = len(world.store.entries_of(USER))
     with pytest.raises(InvalidState):
-        await world.ledger.void(grant_id=promo.id, reason="twice", actor="s", client_key="again")
+        await world.grants.void(grant_id=promo.id, reason="twice", actor="s", client_key="again")
     assert len(world.store.entries_of(USER)) == entries
     assert world.db.rollbacks >= 1
 

@@ -1,7 +1,9 @@
-"""services.credit.store (and the two reservation statements the ledger uses) in memory, for unit
-tests of the credit service layer (services.credit.ledger). The one statement that holds a rule,
-the charge, is played by the Python statement of that rule (domain.charge_takes); the integration
-tests hold the real SQL to the same rule."""
+"""The credit statements (services.credit.store, entry_store, grant_store, and the reservation
+statements the service layers use) in memory, one object for every store Protocol of
+services.credit.statements, for unit tests of the credit service layers. The one statement that
+holds a rule, the charge, is played by the Python statement of that rule (grant_rules.refusal and
+grant_rules.charge_takes); the integration tests hold the real SQL to the same rule. Other rules
+are the domain's own functions, called here, never copied."""
 
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ from services.credit.domain import (
     GrantDelta,
     NewGrant,
     PlanTerms,
-    charge_takes,
+    column_deltas,
 )
+from services.credit.grant_rules import available, charge_takes, refusal
 from services.credit.reservation_store import Reservation
 from tests.support.fakes.journal import Journal
 
@@ -145,8 +148,7 @@ class FakeCreditStore:
         }
 
     async def live_balance(self, conn: AsyncConnection, user_id: str) -> int:
-        now = datetime.now(UTC)
-        return sum(g.remaining for g in self.grants_of(user_id) if g.is_live(now))
+        return available(self.grants_of(user_id), datetime.now(UTC))
 
     async def balance(self, conn: AsyncConnection, user_id: str) -> int:
         return self.s.accounts[user_id].current_credits
@@ -177,14 +179,12 @@ class FakeCreditStore:
         account = self.s.accounts.get(user_id)
         if account is None or await self.find_entry(cast(Any, conn), user_id, key) is not None:
             return None
-        if feature and feature not in account.terms.features:
-            return None
-        changes: list[Change] = []
-        if not account.terms.is_unlimited:
-            takes = charge_takes(self.grants_of(user_id), amount, datetime.now(UTC))
-            if takes is None:
-                return None
-            changes = takes
+        now = datetime.now(UTC)
+        grants = self.grants_of(user_id)
+        if refusal(account, available(grants, now), amount, feature) is not None:
+            return None  # the statement writes nothing; the ledger reads the reason back
+        changes = [] if account.terms.is_unlimited else charge_takes(grants, amount, now)
+        assert changes is not None  # refusal() found enough live credits
         self.journal.add("credit_store.charge")
         entry = self._record(
             user_id,
@@ -277,7 +277,6 @@ class FakeCreditStore:
         if any(e.idempotency_key == key for e in self.entries_of(user_id)):
             raise AssertionError(f"unique (user_id, idempotency_key) violated: {key}")
         now = datetime.now(UTC)
-        columns = {"allowance": 0, "purchased": 0, "bonus": 0}
         for change in changes:
             grant = self.s.grants[change.grant.id]
             remaining = grant.remaining + change.delta
@@ -289,7 +288,7 @@ class FakeCreditStore:
                 closed_at=now if closed else grant.closed_at,
                 closed_reason=change.close if closed else grant.closed_reason,
             )
-            columns[grant.category.column] += change.delta
+        columns = column_deltas(changes)
         account = self.s.accounts[user_id]
         account = replace(
             account,

@@ -10,13 +10,12 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import psycopg
 
 
 def postgres_bin_path() -> Path:
@@ -31,6 +30,8 @@ def postgres_bin_path() -> Path:
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
+# The stack's database, created with the cluster (services wait for the server, never create it).
+DATABASE = "studiox"
 
 
 @dataclass(frozen=True)
@@ -43,32 +44,38 @@ class EmbeddedPostgres:
     def socket_dir(self) -> Path:
         return self.data_dir.parent / "pgsocket"
 
-    def url(self, database: str = "studiox") -> str:
+    def url(self, database: str = DATABASE) -> str:
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
-    def _run_as(self) -> str | None:
+    def _run_as(self, data_dir: Path | None = None) -> str | None:
         """The system user the server runs as when we are root (None: as ourselves)."""
         if os.geteuid() != 0:
             return None
+        data_dir = data_dir or self.data_dir
         entry = _ensure_system_user()
-        for path in (postgres_bin_path(), self.data_dir):
+        for path in (postgres_bin_path(), data_dir):
             _make_reachable(path)
-        for folder in (self.data_dir, self.socket_dir):
+        for folder in (data_dir, self.socket_dir):
             os.chown(folder, entry.pw_uid, entry.pw_gid)
         return SYSTEM_USER
 
     def init(self) -> None:
-        """initdb once; later runs reuse the data folder."""
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """initdb and the stack's database once; later runs reuse the data folder."""
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        user = self._run_as()
         if (self.data_dir / "PG_VERSION").exists():
+            self._run_as()
             return
+        # Built aside and renamed once complete: a data folder always holds the stack's database,
+        # so the services only wait for the server (devstack.stack.processes).
+        fresh = self.data_dir.with_name(f"{self.data_dir.name}.new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True, mode=0o700)
+        user = self._run_as(fresh)
         subprocess.run(
             [
                 str(postgres_bin_path() / "initdb"),
                 "-D",
-                str(self.data_dir),
+                str(fresh),
                 "-U",
                 SUPERUSER,
                 "--auth=trust",
@@ -79,6 +86,24 @@ class EmbeddedPostgres:
             user=user,
             stdout=subprocess.DEVNULL,
         )
+        # Single-user mode: no server to start, wait for and stop (~0.1 s).
+        created = subprocess.run(
+            [str(postgres_bin_path() / "postgres"), "--single", "-D", str(fresh), SUPERUSER],
+            input=f'CREATE DATABASE "{DATABASE}"\n'.encode(),
+            user=user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        errors = [
+            line
+            for line in created.stderr.decode(errors="replace").splitlines()
+            if "ERROR:" in line or "FATAL:" in line
+        ]
+        if created.returncode != 0 or errors:
+            raise RuntimeError(f"creating the database {DATABASE!r} failed: {errors}")
+        with contextlib.suppress(FileNotFoundError):
+            self.data_dir.rmdir()  # an empty folder left by an earlier, interrupted start
+        fresh.rename(self.data_dir)
 
     def server_command(self) -> list[str]:
         """Foreground server command (run under a process manager)."""
@@ -157,6 +182,8 @@ def _make_reachable(path: Path) -> None:
 
 def wait_until_ready(url: str, timeout: float = 30.0) -> None:
     """Wait for the server to accept connections, creating the URL's database if it is missing."""
+    import psycopg
+
     database = url.rsplit("/", 1)[1].split("?", 1)[0]
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     deadline = time.monotonic() + timeout
@@ -171,6 +198,9 @@ def wait_until_ready(url: str, timeout: float = 30.0) -> None:
 
 
 def ensure_database(admin_url: str, database: str) -> None:
+    # Imported here: the `postgres` process of the local stack needs only the standard library.
+    import psycopg
+
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=2) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)

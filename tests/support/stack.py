@@ -26,7 +26,9 @@ from typing import IO
 import httpx
 import psutil
 
+from devstack.postgres import wait_until_ready
 from devstack.stack import (
+    READY_POLL_SECONDS,
     REPLICA_PORT_STEP,
     Process,
     StackSettings,
@@ -117,8 +119,11 @@ class Stack:
     def start(self, timeout: float = 60) -> float:
         """Start every process; returns seconds until /health answered 200."""
         started = time.monotonic()
-        if self.settings.uses_embedded_postgres:
-            self.settings.embedded.init()
+        if not self.settings.uses_embedded_postgres:
+            # As `make run` does: the services wait for their database but never create it (the
+            # embedded server's is created with it, by its own process).
+            wait_until_ready(self.settings.database_url, timeout)
+        # All at once: the services import their modules while PostgreSQL initializes and starts.
         for name in self.commands:
             self.start_process(name)
         self.wait_healthy(timeout)
@@ -147,7 +152,7 @@ class Stack:
         while time.monotonic() < deadline:
             if stack_ready(self.settings):
                 return
-            time.sleep(0.2)
+            time.sleep(READY_POLL_SECONDS)
         try:
             last: object = httpx.get(f"{self.base_url}/health", timeout=3).text
         except httpx.HTTPError as exc:

@@ -2,10 +2,13 @@
 
 A closed loop of N connections sends a request as soon as the previous one answers, so its p99 is a
 function of throughput (queueing behind N-1 others). Here requests are offered at a constant rate
-whatever the answers: each hey worker fires every `senders / rate` seconds. A worker whose previous
-answer is still outstanding at its tick skips that tick (Go's ticker), so the figures are exact
-only while latency stays below that interval (32 senders at 400/s: 80 ms); the achieved rate says
-whether it did."""
+whatever the answers: each sender (a hey process with one worker) fires every `senders / rate`
+seconds. The senders are started at evenly staggered offsets within that interval, so arrivals are
+spread evenly over time: hey's workers all start their tickers together, and unstaggered 32 workers
+fire in the same instant — a burst of 32 at every tick, whose p99 is the time to serve the burst,
+not the latency at that rate. A sender whose previous answer is still outstanding at its tick
+skips that tick (Go's ticker), so the figures are exact only while latency stays below that
+interval (32 senders at 400/s: 80 ms); the achieved rate says whether it did."""
 
 from __future__ import annotations
 
@@ -13,15 +16,15 @@ import csv
 import io
 import math
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from bench.wrk import ensure_tool
 
+# One hey process per sender (one worker each, one user each: hey sends one set of headers per
+# process), started at staggered offsets.
 SENDERS = 32
-# hey sends one set of headers per process: this many processes, each as its own user.
-USERS = 8
 
 
 @dataclass(frozen=True)
@@ -62,29 +65,36 @@ def run(
     method: str = "GET",
     body: str | None = None,
 ) -> Latency:
-    """`rate` requests/s in total for `seconds`, spread over SENDERS workers in up to USERS hey
-    processes (one token each: per-user locks are part of what is measured)."""
+    """`rate` requests/s in total for `seconds`, from SENDERS senders started at evenly staggered
+    offsets (each as its own user: per-user locks are part of what is measured)."""
     if urlparse(url).hostname not in ("127.0.0.1", "localhost"):
         raise ValueError("load is only ever sent to this machine")
     hey = ensure_tool("hey")
-    users = tokens[:USERS] or [""]
-    workers = max(1, SENDERS // len(users))
-    per_worker = rate / (workers * len(users))
+    users = [tokens[i % len(tokens)] for i in range(SENDERS)] if tokens else [""] * SENDERS
+    per_sender = rate / SENDERS
+    stagger = 1 / per_sender / SENDERS  # the interval between two senders' ticks
 
-    def one(token: str) -> str:
-        argv = [hey, "-z", f"{seconds}s", "-c", str(workers), "-q", f"{per_worker:.4f}"]
-        argv += ["-t", "10", "-o", "csv", "-m", method]
+    def argv(token: str) -> list[str]:
+        line = [hey, "-z", f"{seconds}s", "-c", "1", "-q", f"{per_sender:.4f}"]
+        line += ["-t", "10", "-o", "csv", "-m", method]
         if token:
-            argv += ["-H", f"Authorization: Bearer {token}"]
+            line += ["-H", f"Authorization: Bearer {token}"]
         if body is not None:
-            argv += ["-T", "application/json", "-d", body]
-        done = subprocess.run(
-            [*argv, url], capture_output=True, text=True, timeout=seconds + 60, check=True
-        )
-        return done.stdout
+            line += ["-T", "application/json", "-d", body]
+        return [*line, url]
 
-    with ThreadPoolExecutor(len(users)) as pool:
-        outputs = list(pool.map(one, users))
+    senders: list[subprocess.Popen[str]] = []
+    started = time.monotonic()
+    try:
+        for i, token in enumerate(users):
+            time.sleep(max(0.0, started + i * stagger - time.monotonic()))
+            senders.append(subprocess.Popen(argv(token), stdout=subprocess.PIPE, text=True))
+        outputs = [sender.communicate(timeout=seconds + 60)[0] for sender in senders]
+    finally:
+        for sender in senders:
+            if sender.poll() is None:
+                sender.kill()
+                sender.wait()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     for out in outputs:

@@ -126,7 +126,8 @@ class BenchReport:
         lines = [
             "",
             "Latency at a fixed offered rate, half of each endpoint's maximum above (open loop: hey,",
-            "32 senders as 8 users, bench/hey.py):",
+            "32 senders, one user each, started at staggered offsets so that arrivals are evenly",
+            "spaced: bench/hey.py):",
             "",
             "| endpoint | offered /s | achieved /s | p50 ms | p99 ms | max ms | non-2xx |",
             "|---|---|---|---|---|---|---|",

@@ -114,15 +114,18 @@ class Database:
 
 
 class _Traced:
-    """A lean connection whose statements are spans (what SQLAlchemy's instrumentation does for
-    the engine), used only while tracing is on."""
+    """A lean connection (or one of its cursors) whose statements are spans (what SQLAlchemy's
+    instrumentation does for the engine), used only while tracing is on."""
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     async def execute(self, statement: str, params: Params | None = None) -> Any:
         with tracing.sql_span(statement):
             return await self._conn.execute(statement, params)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return _Traced(self._conn.cursor(*args, **kwargs))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)

@@ -24,6 +24,11 @@ COLUMNS = (
 )
 
 
+# A dict lookup, not Enum(value): Enum's __call__ was ~3 % of a list page's CPU (20 rows).
+_STATUSES = {s.value: s for s in Status}
+_CHARGE_STATES = {s.value: s for s in ChargeState}
+
+
 def _task(row: Sequence[Any]) -> Task:
     """A row of COLUMNS, in that order (a SQLAlchemy Row or a psycopg tuple)."""
     (
@@ -49,12 +54,12 @@ def _task(row: Sequence[Any]) -> Task:
         seq=seq,
         user_id=user_id,
         type=task_type,
-        status=Status(status),
+        status=_STATUSES[status],
         input_data=input_data,
         output_data=output_data,
         error=error,
         credits_cost=cost,
-        charge_state=ChargeState(charge_state),
+        charge_state=_CHARGE_STATES[charge_state],
         created_at=created_at,
         updated_at=updated_at,
         completed_at=completed_at,

@@ -25,9 +25,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
@@ -35,6 +34,9 @@ from standardwebhooks import Webhook
 from services.kit.db import SCHEMAS, Database
 from services.kit.settings import ServiceName, Settings
 from services.kit.spec import ServiceExtras
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("studiox.outbox")
 
@@ -307,6 +309,9 @@ class Dispatcher:
     async def run(self) -> None:
         if not self._policy.endpoints:
             return  # nothing to deliver to: events stay in the outbox (studiox webhooks list)
+        # Imported here: a process with nowhere to deliver never loads httpx (5 MiB resident).
+        import httpx
+
         async with httpx.AsyncClient(
             timeout=SEND_TIMEOUT_SECONDS, transport=self._transport
         ) as client:
@@ -337,6 +342,8 @@ class Dispatcher:
         acked: list[str] = []
         pending: list[str] = []
         errors: list[str] = []
+        import httpx  # already loaded by run()
+
         body = event.body()
         for endpoint in self._policy.endpoints:
             if endpoint in event.delivered_to:

@@ -36,7 +36,7 @@ gen: $(STAMP) $(TS_CLIENT)/node_modules/.package-lock.json
 build/api.pb: $(STAMP) $(PROTOS) scripts/codegen.py
 	$(PY) scripts/codegen.py --descriptor
 
-# One process per service per core behind Envoy (SERVICE_WORKERS=N make run to choose; the
+# A process per service per two cores behind Envoy (SERVICE_WORKERS=N make run to choose; the
 # scheduler's processes elect one leader).
 run: build/api.pb
 	@if [ -n "$(OBSERVE)" ]; then $(MAKE) --no-print-directory prometheus; fi

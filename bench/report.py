@@ -68,6 +68,7 @@ class BenchReport:
     latency: dict[str, Latency] = field(default_factory=dict)
     # endpoint -> processes per service -> requests/s (closed loop)
     scaling: dict[str, dict[int, float]] = field(default_factory=dict)
+    workers: int = 1  # processes per service of the main run (the `make run` default)
 
     def performance(self) -> str:
         ceiling = self.loads.get("ceiling")
@@ -77,8 +78,9 @@ class BenchReport:
             f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; every figure on "
             "this page comes from that one run. Ratios are to the ceiling C measured in the same "
             "run: Envoy with the same template and transcoder in front of a trivial grpc.aio "
-            "handler. Load: wrk, 127.0.0.1 only, 32 connections, 2 threads; the stack runs one "
-            "process per service per core (SERVICE_WORKERS, the `make run` default).",
+            "handler. Load: wrk, 127.0.0.1 only, 32 connections, 2 threads; the stack runs "
+            f"{self.workers} process(es) per service (SERVICE_WORKERS; the `make run` default, "
+            "one per two cores).",
             "",
             "| endpoint | requests/s | ratio to C | p50 ms | p99 ms | non-2xx | socket errors |",
             "|---|---|---|---|---|---|---|",

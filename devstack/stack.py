@@ -27,8 +27,10 @@ READY_POLL_SECONDS = 0.05
 
 
 def default_workers() -> int:
-    """One process per service per core: a Python process uses one core at most."""
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    """A process per service for every two cores: a Python process uses one core at most, and on
+    the one machine `make run` uses, Envoy and PostgreSQL need the other half (docs/DECISIONS.md,
+    entry 109: on 2 cores a second process per service lost throughput, memory and start-up)."""
+    return max(1, min((os.cpu_count() or 1) // 2, MAX_WORKERS))
 
 
 class StackSettings(Settings):
@@ -37,7 +39,7 @@ class StackSettings(Settings):
     ready_timeout_seconds: float = 60.0
     # Processes per service (`SERVICE_WORKERS=2 make run`; REPLICAS is its older name), each on
     # its own port and so its own Envoy endpoint (docs/DECISIONS.md); the scheduler's processes
-    # elect one leader. Default: one per core, at most 8 (the port layout: REPLICA_PORT_STEP
+    # elect one leader. Default: one per two cores, at most 8 (the port layout: REPLICA_PORT_STEP
     # blocks below the metrics ports at +1000).
     replicas: int = Field(
         default_factory=default_workers,

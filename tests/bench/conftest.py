@@ -69,7 +69,7 @@ def idle_rss_mib(stack: Stack) -> dict[str, float]:
 
 @pytest.fixture(scope="session")
 def bench_stack(bench_report: BenchReport) -> Iterator[Stack]:
-    """The stack as `make run` starts it: one process per service per core."""
+    """The stack as `make run` starts it: a process per service per two cores (devstack.stack.default_workers)."""
     workers = default_workers()
     with running_stack("bench", workers) as (stack, seconds):
         bench_report.figures[

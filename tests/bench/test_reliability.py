@@ -106,7 +106,7 @@ def test_chaos(bench_stack: Stack, bench_users: Path, bench_report: BenchReport)
     for service in ("user", "credit", "task", "billing", "scheduler"):
         time.sleep(2)
         started = time.monotonic()
-        # Every process of the service (one per core, "credit.1", "credit.2", ...).
+        # Every process of the service (SERVICE_WORKERS of them, "credit.1", "credit.2", ...).
         labels = [name for name in bench_stack.commands if name.split(".")[0] == service]
         for label in labels:
             bench_stack.kill_process(label)

@@ -63,8 +63,12 @@ def test_production_stacks_never_get_the_dev_key(monkeypatch: pytest.MonkeyPatch
     assert "DEV_JWT_PUBLIC_KEY_FILE" in child_environment(local_settings())
 
 
-def test_make_run_starts_one_process_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_run_starts_one_process_per_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert local_settings().service_endpoints("task") == ["127.0.0.1:50053"]
     monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert local_settings().service_endpoints("task") == ["127.0.0.1:50053"]
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert local_settings().service_endpoints("task") == ["127.0.0.1:50053", "127.0.0.1:50153"]
     monkeypatch.setattr("os.cpu_count", lambda: 64)
     assert local_settings().replicas == 8  # the port layout's limit

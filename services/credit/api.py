@@ -32,7 +32,7 @@ from services.kit.access import Access
 from services.kit.context import current_identity
 from services.kit.errors import InvalidInput, NotFound
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
-from services.kit.proto_time import from_timestamp, to_timestamp
+from services.kit.proto_time import from_timestamp, set_timestamp, to_timestamp
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
 # Support staff's API (services.credit.admin): a session with the admin role, never a user's.
@@ -106,16 +106,16 @@ def grant_to_proto(
         amount=grant.amount,
         remaining=grant.remaining,
         priority=grant.priority,
-        effective_at=to_timestamp(grant.effective_at),
     )
+    set_timestamp(message.effective_at, grant.effective_at)
     expires = grant.expires_at
     if expires is None and grant.category is Category.ALLOWANCE and grant.is_open:
         expires = account.credit_reset_at
     if expires is not None:
-        message.expires_at.CopyFrom(to_timestamp(expires))
+        set_timestamp(message.expires_at, expires)
     if audit:
         if grant.closed_at is not None:
-            message.closed_at.CopyFrom(to_timestamp(grant.closed_at))
+            set_timestamp(message.closed_at, grant.closed_at)
         message.closed_reason = grant.closed_reason.value if grant.closed_reason else ""
         message.clawed = grant.clawed
     return message

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.credit import entry_store, grant_store, store
 from services.credit.admin_rules import AdminGrant, check_reason
 from services.credit.domain import (
     ADMIN_CATEGORIES,
@@ -26,9 +25,7 @@ from services.credit.domain import (
 )
 from services.credit.grant_rules import clawback_plan
 from services.credit.metrics import counted
-from services.credit.statements import CreditStore, EntryStore, GrantStore
-from services.credit.steps import add_grant, locked
-from services.kit.db import Database
+from services.credit.steps import UseCase, add_grant, locked
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 
 
@@ -41,19 +38,7 @@ class Clawback:
     remaining_credits: int
 
 
-class Grants:
-    def __init__(
-        self,
-        db: Database,
-        records: CreditStore = store,
-        entry_records: EntryStore = entry_store,
-        grant_records: GrantStore = grant_store,
-    ) -> None:
-        self._db = db
-        self._records = records
-        self._entries = entry_records
-        self._grants = grant_records
-
+class Grants(UseCase):
     @counted()
     async def grant(
         self,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from services.credit import batch_store, entry_store, grant_store, reservation_store, store
+from services.credit import batch_store
 from services.credit.domain import (
     Account,
     Entry,
@@ -28,9 +28,7 @@ from services.credit.domain import (
 from services.credit.grant_rules import Quote, quote, refusal
 from services.credit.metrics import counted
 from services.credit.refunds import give_back
-from services.credit.statements import CreditStore, EntryStore, GrantStore, HoldStore
-from services.credit.steps import locked
-from services.kit.db import Database
+from services.credit.steps import UseCase, locked
 from services.kit.errors import NotFound, Unavailable
 
 SHOW_ENTRIES = 50
@@ -66,21 +64,7 @@ def live_view(account: Account, grants: Sequence[Grant], now: datetime) -> Accou
     )
 
 
-class Ledger:
-    def __init__(
-        self,
-        db: Database,
-        records: CreditStore = store,
-        entry_records: EntryStore = entry_store,
-        grant_records: GrantStore = grant_store,
-        holds: HoldStore = reservation_store,
-    ) -> None:
-        self._db = db
-        self._records = records
-        self._entries = entry_records
-        self._grants = grant_records
-        self._holds = holds
-
+class Ledger(UseCase):
     # --- charges and refunds ---
 
     @counted(refusals=True)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.credit import batch_store, entry_store, grant_store, store
+from services.credit import batch_store
 from services.credit.domain import (
     DEFAULT_PRIORITY,
     Account,
@@ -21,24 +21,10 @@ from services.credit.domain import (
     PlanTerms,
     add_months,
 )
-from services.credit.statements import CreditStore, EntryStore, GrantStore
-from services.credit.steps import add_grant, locked
-from services.kit.db import Database
+from services.credit.steps import UseCase, add_grant, locked
 
 
-class Plans:
-    def __init__(
-        self,
-        db: Database,
-        records: CreditStore = store,
-        entry_records: EntryStore = entry_store,
-        grant_records: GrantStore = grant_store,
-    ) -> None:
-        self._db = db
-        self._records = records
-        self._entries = entry_records
-        self._grants = grant_records
-
+class Plans(UseCase):
     async def set_plan(
         self,
         *,

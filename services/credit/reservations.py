@@ -16,16 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from services.credit import entry_store, grant_store, reservation_store, store
+from services.credit import reservation_store
 from services.credit.domain import EntryKind, LedgerDifference, settlement
 from services.credit.refunds import give_back
-from services.credit.reservation_store import Reservation
-from services.credit.statements import CreditStore, EntryStore, GrantStore
-from services.kit.db import Database
+from services.credit.steps import UseCase
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 
 
@@ -45,40 +40,7 @@ class ReservationReport:
     differences: list[LedgerDifference]
 
 
-class ReservationStore(Protocol):
-    """The reservation statements settling runs: services.credit.reservation_store, or a fake."""
-
-    async def of_entry(self, conn: AsyncConnection, entry_id: int) -> Reservation | None: ...
-
-    async def settle(
-        self,
-        conn: AsyncConnection,
-        entry_id: int,
-        *,
-        cost: int,
-        charged: int,
-        uncharged: int,
-        settle_entry: int | None,
-    ) -> bool: ...
-
-    async def held_by(self, conn: AsyncConnection, user_id: str) -> int: ...
-
-
-class Reservations:
-    def __init__(
-        self,
-        db: Database,
-        records: CreditStore = store,
-        entry_records: EntryStore = entry_store,
-        grant_records: GrantStore = grant_store,
-        holds: ReservationStore = reservation_store,
-    ) -> None:
-        self._db = db
-        self._records = records
-        self._entries = entry_records
-        self._grants = grant_records
-        self._holds = holds
-
+class Reservations(UseCase):
     async def settle(
         self, *, user_id: str, reservation_key: str, cost: int, key: str, description: str
     ) -> Settled:

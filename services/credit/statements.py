@@ -24,6 +24,7 @@ from services.credit.domain import (
     NewGrant,
     PlanTerms,
 )
+from services.credit.reservation_store import Reservation
 
 
 class CreditStore(Protocol):
@@ -142,8 +143,21 @@ class GrantStore(Protocol):
 
 
 class HoldStore(Protocol):
-    """The reservation statements a refund and the account views use."""
+    """The reservation statements: services.credit.reservation_store, or a fake."""
 
     async def release(self, conn: AsyncConnection, entry_id: int) -> None: ...
 
     async def held_by(self, conn: AsyncConnection, user_id: str) -> int: ...
+
+    async def of_entry(self, conn: AsyncConnection, entry_id: int) -> Reservation | None: ...
+
+    async def settle(
+        self,
+        conn: AsyncConnection,
+        entry_id: int,
+        *,
+        cost: int,
+        charged: int,
+        uncharged: int,
+        settle_entry: int | None,
+    ) -> bool: ...

@@ -1,18 +1,45 @@
-"""Steps several credit use cases share, inside the transaction their caller opened: the account
-lock every writer takes first, and a new grant with the entry that creates it. (Giving credits
-back to the grants a charge came from, the largest shared step, is refunds.give_back.)"""
+"""What the credit use cases share: the statements they run (`Stores`, one base `UseCase`), and
+steps inside the transaction their caller opened: the account lock every writer takes first, and
+a new grant with the entry that creates it. (Giving credits back to the grants a charge came from,
+the largest shared step, is refunds.give_back.)"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.credit import entry_store, grant_store
+from services.credit import entry_store, grant_store, reservation_store, store
 from services.credit.domain import Account, Change, Entry, EntryKind, NewGrant
 from services.credit.grant_rules import settle_owed
-from services.credit.statements import CreditStore, EntryStore, GrantStore
+from services.credit.statements import CreditStore, EntryStore, GrantStore, HoldStore
+from services.kit.db import Database
 from services.kit.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The statements the credit use cases run: the store modules, or (unit tests) fakes; one
+    fake object may stand for all four."""
+
+    records: CreditStore = store
+    entries: EntryStore = entry_store
+    grants: GrantStore = grant_store
+    holds: HoldStore = reservation_store
+
+
+class UseCase:
+    """Base of the credit service layer (Ledger, Grants, Plans, Reservations): the database its
+    transactions run on and the statements it runs in them."""
+
+    def __init__(self, db: Database, stores: Stores | None = None) -> None:
+        stores = stores or Stores()
+        self._db = db
+        self._records = stores.records
+        self._entries = stores.entries
+        self._grants = stores.grants
+        self._holds = stores.holds
 
 
 async def locked(conn: AsyncConnection, user_id: str, records: CreditStore) -> Account:

@@ -13,6 +13,7 @@ from services.credit.grants import Grants
 from services.credit.ledger import Ledger
 from services.credit.plans import Plans
 from services.credit.reservations import Reservations
+from services.credit.steps import Stores
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 from tests.support.fakes.credit_store import FakeCreditStore
 from tests.support.fakes.db import FakeDatabase
@@ -25,10 +26,12 @@ class World:
     def __init__(self) -> None:
         self.store = FakeCreditStore()
         self.db = FakeDatabase(self.store)
-        self.ledger = Ledger(self.db, self.store, self.store, self.store, self.store)
-        self.grants = Grants(self.db, self.store, self.store, self.store)
-        self.plans = Plans(self.db, self.store, self.store, self.store)
-        self.reservations = Reservations(self.db, self.store, self.store, self.store, self.store)
+        # The fake holds every table, so it stands for all four stores.
+        stores = Stores(self.store, self.store, self.store, self.store)
+        self.ledger = Ledger(self.db, stores)
+        self.grants = Grants(self.db, stores)
+        self.plans = Plans(self.db, stores)
+        self.reservations = Reservations(self.db, stores)
 
     async def open(self) -> None:
         await self.plans.set_plan(

@@ -17,6 +17,7 @@ from services.credit.domain import Account, Category, CloseReason, EntryKind, Gr
 from services.credit.grants import Grants
 from services.credit.ledger import Ledger
 from services.credit.plans import Plans
+from services.credit.steps import Stores
 from services.kit.errors import (
     FeatureNotInPlan,
     InsufficientCredits,
@@ -38,9 +39,11 @@ class World:
     def __init__(self) -> None:
         self.store = FakeCreditStore()
         self.db = FakeDatabase(self.store)
-        self.ledger = Ledger(self.db, self.store, self.store, self.store, self.store)
-        self.grants = Grants(self.db, self.store, self.store, self.store)
-        self.plans = Plans(self.db, self.store, self.store, self.store)
+        # The fake holds every table, so it stands for all four stores.
+        stores = Stores(self.store, self.store, self.store, self.store)
+        self.ledger = Ledger(self.db, stores)
+        self.grants = Grants(self.db, stores)
+        self.plans = Plans(self.db, stores)
 
     async def open(self, terms: PlanTerms = FREE) -> None:
         await self.plan(terms, "signup", new_period=True)

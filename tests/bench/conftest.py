@@ -55,15 +55,19 @@ def running_stack(name: str, workers: int) -> Iterator[tuple[Stack, float]]:
             stack.close()
 
 
-def idle_rss_mib(stack: Stack) -> dict[str, float]:
-    """Resident memory of each service process (the largest of a service's workers), MiB."""
-    found: dict[str, float] = {}
+def idle_memory_mib(stack: Stack) -> dict[str, tuple[float, float]]:
+    """Resident and private (USS: what the process alone holds; the rest of its resident set is
+    shared libraries and pages other processes map too) memory of each service process, the
+    largest of a service's workers, MiB."""
+    found: dict[str, tuple[float, float]] = {}
     for label, proc in stack.procs.items():
         service = label.split(".")[0]
         if service not in SERVICE_NAMES:
             continue
-        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
-        found[service] = max(found.get(service, 0.0), rss)
+        info = psutil.Process(proc.pid).memory_full_info()
+        rss, uss = info.rss / 2**20, info.uss / 2**20
+        was = found.get(service, (0.0, 0.0))
+        found[service] = (max(was[0], rss), max(was[1], uss))
     return found
 
 
@@ -77,9 +81,12 @@ def bench_stack(bench_report: BenchReport) -> Iterator[Stack]:
             " to healthy"
         ] = f"{seconds:.1f} s"
         time.sleep(2)  # past start-up's allocations and the first health probes
-        rss = idle_rss_mib(stack)
+        memory = idle_memory_mib(stack)
         bench_report.figures["idle resident memory per service process (MiB)"] = ", ".join(
-            f"{name} {mib:.0f}" for name, mib in rss.items()
+            f"{name} {rss:.0f}" for name, (rss, _) in memory.items()
+        )
+        bench_report.figures["idle private memory (USS) per service process (MiB)"] = ", ".join(
+            f"{name} {uss:.0f}" for name, (_, uss) in memory.items()
         )
         yield stack
 

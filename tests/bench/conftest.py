@@ -163,16 +163,43 @@ def seed_users(stack: Stack, path: Path) -> Path:
             """,
             (users,),
         )
-        # Finished, charged tasks for the list reads (no ledger entries: nothing settles them).
+        # Finished tasks for the list reads, each with the charge that paid for it (one credit
+        # from the purchased grant, as a create would have taken it), so the ledger still
+        # verifies and every task is settled exactly once (tests/bench/test_reliability.py).
         conn.execute(
             """
-            INSERT INTO tasks.tasks (id, user_id, type, status, input_data, output_data,
-                credits_cost, charge_state, completed_at, settled_at)
-            SELECT gen_random_uuid(), u, 'image_analysis', 'done', '{"prompt": "bench"}',
-                   '{"labels": ["bench"]}', 1, 'charged', now(), now()
-            FROM unnest(%s::text[]) u, generate_series(1, %s)
+            WITH t AS (
+                INSERT INTO tasks.tasks (id, user_id, type, status, input_data, output_data,
+                    credits_cost, charge_state, completed_at, settled_at)
+                SELECT gen_random_uuid(), u, 'image_analysis', 'done', '{"prompt": "bench"}',
+                       '{"labels": ["bench"]}', 1, 'charged', now(), now()
+                FROM unnest(%(users)s::text[]) u, generate_series(1, %(n)s)
+                RETURNING id, user_id
+            ), e AS (
+                INSERT INTO credit.entries (user_id, kind, idempotency_key, amount,
+                    allowance_delta, purchased_delta, usage, reference, description,
+                    balance_after)
+                SELECT user_id, 'charge', 'task:' || id, -1, 0, -1, 1, id::text,
+                       'image_analysis task',
+                       1000100 - row_number() OVER (PARTITION BY user_id ORDER BY id)
+                FROM t
+                RETURNING id, user_id
+            )
+            INSERT INTO credit.postings (entry_id, grant_id, delta)
+            SELECT e.id, g.id, -1
+            FROM e JOIN credit.grants g ON g.user_id = e.user_id AND g.category = 'purchased'
             """,
-            (users, TASKS_PER_USER),
+            {"users": users, "n": TASKS_PER_USER},
+        )
+        conn.execute(
+            "UPDATE credit.grants SET remaining = remaining - %(n)s "
+            "WHERE category = 'purchased' AND user_id = ANY(%(users)s::text[])",
+            {"users": users, "n": TASKS_PER_USER},
+        )
+        conn.execute(
+            "UPDATE credit.accounts SET purchased_balance = purchased_balance - %(n)s "
+            "WHERE user_id = ANY(%(users)s::text[])",
+            {"users": users, "n": TASKS_PER_USER},
         )
     path.write_text("".join(f"{u} {DEFAULT_KEY.mint(u, lifetime=3600)}\n" for u in users))
     os.chmod(path, 0o644)

@@ -128,7 +128,7 @@ class EmbeddedPostgres:
             "checkpoint_timeout=15min",
             # A reset batch writes ~20 MB of WAL; with the default (1/32 of shared_buffers, 8 MB)
             # its backends stall writing WAL themselves: ResetDue over a million accounts 58.8 →
-            # 52–54 s (docs/PERFORMANCE.md).
+            # 52 to 54 s (docs/PERFORMANCE.md).
             "-c",
             "wal_buffers=64MB",
             "-c",

@@ -187,15 +187,6 @@ def settle_owed(owed: int, incoming: int) -> int:
 # --- clawback ---
 
 
-def clawback_target(credits: int, paid_cents: int, returned_cents: int) -> int:
-    """Credits to take back when `returned_cents` of a `paid_cents` payment for `credits` went back
-    to the payer: proportional, rounded up (credits never outlive the money that paid for them)."""
-    if paid_cents <= 0:
-        return 0
-    returned = min(max(returned_cents, 0), paid_cents)
-    return -(-credits * returned // paid_cents)
-
-
 def clawback_plan(
     grant: Grant, others: Sequence[Grant], owed: int, target: int, now: datetime
 ) -> ClawbackPlan:

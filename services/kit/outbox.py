@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -368,10 +367,6 @@ class Dispatcher:
         else:
             log.info("webhook delivered", extra={"event_id": event.event_id, "type": event.type})
         return acked, pending, "; ".join(errors)
-
-
-def new_event_id() -> str:
-    return "evt_" + uuid.uuid4().hex
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:

@@ -68,12 +68,6 @@ class TaskClient(ServiceClient[task_pb2_grpc.TaskInternalServiceStub]):
         reply = await self._call(self._stub.RepairOrphans, request)
         return Repaired(reply.rejected, reply.refunded, reply.settled)
 
-    async def task_costs(self) -> list[tuple[str, int]]:
-        """(task type, credits one task costs): the costs creation charges."""
-        request = task_pb2.ListTaskTypesRequest()
-        reply = await self._call(self._stub.ListTaskTypes, request)
-        return [(t.type, t.cost) for t in reply.types]
-
     async def price_rules(self) -> list[tuple[str, int, PriceRule]]:
         """(task type, credits a request naming no usage costs, the type's price rule)."""
         reply = await self._call(self._stub.ListTaskTypes, task_pb2.ListTaskTypesRequest())

@@ -118,6 +118,9 @@ def test_one_users_junk_never_fails_another_users_requests(stack: Stack) -> None
     grant_purchased(stack, victim_id, 20)  # 10 + 20 = 30 credits, 40 attempts of 1
     junk = "x" * 70_000
     stop = threading.Event()
+    # The victim starts once the attack is answered: on a loaded machine the 40 creates could
+    # otherwise be over before the first 70 KB request was (and nothing was tested).
+    underway = threading.Event()
     attacker_statuses: list[int] = []
 
     def attack() -> None:
@@ -131,6 +134,7 @@ def test_one_users_junk_never_fails_another_users_requests(stack: Stack) -> None
                     attacker_statuses.append(
                         http.post(path, json=payload, headers=attacker).status_code
                     )
+                    underway.set()
 
     def create(_: int) -> tuple[int, str | None]:
         response = victim_client.post(
@@ -142,6 +146,7 @@ def test_one_users_junk_never_fails_another_users_requests(stack: Stack) -> None
     with ThreadPoolExecutor(max_workers=12) as pool, stack.client() as victim_client:
         attackers = [pool.submit(attack) for _ in range(4)]
         try:
+            assert underway.wait(60), "no attacking request was answered"
             outcomes = list(pool.map(create, range(40)))
         finally:
             stop.set()

@@ -25,7 +25,7 @@ from services.credit.domain import (
 )
 from services.credit.grant_rules import clawback_plan
 from services.credit.metrics import counted
-from services.credit.steps import UseCase, add_grant, locked
+from services.credit.steps import UseCase, locked
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 
 
@@ -65,14 +65,12 @@ class Grants(UseCase):
                 expires_at,
                 reference,
             )
-            entry = await add_grant(
+            entry = await self._add_grant(
                 conn,
                 account,
                 new,
                 key=key,
                 description=description or _describe(new),
-                entry_records=self._entries,
-                grant_records=self._grants,
             )
         return Posting(entry, entry.balance_after, applied=True)
 
@@ -93,7 +91,7 @@ class Grants(UseCase):
                     raise InvalidInput("idempotencyKey was already used for a different request")
                 return Posting(existing, account.current_credits, applied=False)
             new = NewGrant(request.category, request.amount, request.priority, request.expires_at)
-            entry = await add_grant(
+            entry = await self._add_grant(
                 conn,
                 account,
                 new,
@@ -101,8 +99,6 @@ class Grants(UseCase):
                 description=_describe(new),
                 actor=request.actor,
                 reason=request.reason,
-                entry_records=self._entries,
-                grant_records=self._grants,
             )
         return Posting(entry, entry.balance_after, applied=True)
 

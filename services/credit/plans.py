@@ -21,7 +21,7 @@ from services.credit.domain import (
     PlanTerms,
     add_months,
 )
-from services.credit.steps import UseCase, add_grant, locked
+from services.credit.steps import UseCase, locked
 
 
 class Plans(UseCase):
@@ -83,15 +83,13 @@ class Plans(UseCase):
         description = f"{terms.plan_name} plan allowance"
         if fresh > 0:
             new = NewGrant(Category.ALLOWANCE, fresh, DEFAULT_PRIORITY[Category.ALLOWANCE], None)
-            await add_grant(
+            await self._add_grant(
                 conn,
                 account,
                 new,
                 key=f"{key}:grant",
                 description=description,
                 effective_at=now,
-                entry_records=self._entries,
-                grant_records=self._grants,
             )
         else:
             # Still recorded: the entry is what makes a repeat of this plan change a no-op.

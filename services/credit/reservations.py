@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from services.credit import reservation_store
 from services.credit.domain import EntryKind, LedgerDifference, settlement
 from services.credit.refunds import give_back
-from services.credit.steps import UseCase
+from services.credit.steps import UseCase, locked
 from services.kit.errors import InvalidInput, InvalidState, NotFound
 
 
@@ -46,9 +46,7 @@ class Reservations(UseCase):
     ) -> Settled:
         now = datetime.now(UTC)
         async with self._db.transaction() as conn:
-            account = await self._records.get_account(conn, user_id, for_update=True)
-            if account is None:
-                raise NotFound("Credit account not found")
+            account = await locked(conn, user_id, self._records)
             hold = await self._entries.find_entry(conn, user_id, reservation_key)
             if hold is None or hold.kind is not EntryKind.CHARGE:
                 raise NotFound("Reservation not found")

@@ -1,7 +1,7 @@
 """What the credit use cases share: the statements they run (`Stores`, one base `UseCase`), and
 steps inside the transaction their caller opened: the account lock every writer takes first, and
-a new grant with the entry that creates it. (Giving credits back to the grants a charge came from,
-the largest shared step, is refunds.give_back.)"""
+(`UseCase._add_grant`) a new grant with the entry that creates it. (Giving credits back to the
+grants a charge came from, the largest shared step, is refunds.give_back.)"""
 
 from __future__ import annotations
 
@@ -41,44 +41,43 @@ class UseCase:
         self._grants = stores.grants
         self._holds = stores.holds
 
+    async def _add_grant(
+        self,
+        conn: AsyncConnection,
+        account: Account,
+        new: NewGrant,
+        *,
+        key: str,
+        description: str,
+        actor: str = "",
+        reason: str = "",
+        effective_at: datetime | None = None,
+    ) -> Entry:
+        """A new grant and the entry that creates it, inside the caller's transaction (which holds
+        the account lock). What the account owes is settled first: the grant starts with its
+        amount less the debt it paid."""
+        settled = settle_owed(account.owed, new.amount)
+        grant = await self._grants.create_grant(
+            conn, account.user_id, new, source_key=key, effective_at=effective_at
+        )
+        if settled:
+            description += f" ({settled} settled what was owed)"
+        return await self._entries.post(
+            conn,
+            user_id=account.user_id,
+            kind=EntryKind.GRANT,
+            key=key,
+            changes=[Change(grant, new.amount - settled)],
+            owed_delta=-settled,
+            reference=new.reference,
+            description=description,
+            actor=actor,
+            reason=reason,
+        )
+
 
 async def locked(conn: AsyncConnection, user_id: str, records: CreditStore) -> Account:
     account = await records.get_account(conn, user_id, for_update=True)
     if account is None:
         raise NotFound("Credit account not found")
     return account
-
-
-async def add_grant(
-    conn: AsyncConnection,
-    account: Account,
-    new: NewGrant,
-    *,
-    key: str,
-    description: str,
-    actor: str = "",
-    reason: str = "",
-    effective_at: datetime | None = None,
-    entry_records: EntryStore = entry_store,
-    grant_records: GrantStore = grant_store,
-) -> Entry:
-    """A new grant and the entry that creates it. What the account owes is settled first: the
-    grant starts with its amount less the debt it paid."""
-    settled = settle_owed(account.owed, new.amount)
-    grant = await grant_records.create_grant(
-        conn, account.user_id, new, source_key=key, effective_at=effective_at
-    )
-    if settled:
-        description += f" ({settled} settled what was owed)"
-    return await entry_records.post(
-        conn,
-        user_id=account.user_id,
-        kind=EntryKind.GRANT,
-        key=key,
-        changes=[Change(grant, new.amount - settled)],
-        owed_delta=-settled,
-        reference=new.reference,
-        description=description,
-        actor=actor,
-        reason=reason,
-    )

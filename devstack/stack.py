@@ -225,15 +225,20 @@ def render_gateway(settings: StackSettings) -> Path:
     return write(from_settings(settings), gateway_config_path(settings))
 
 
+def make_database(settings: StackSettings, timeout: float) -> None:
+    """The stack's database on a given server (DATABASE_URL), made once before the services start:
+    they only wait for their database, they never create it. The embedded server's is made with
+    the server, by its own process (devstack.postgres.EmbeddedPostgres.init)."""
+    if not settings.uses_embedded_postgres:
+        wait_until_ready(settings.database_url, timeout=timeout)
+
+
 def run(settings: StackSettings) -> int:
     """Start everything under honcho; Ctrl-C (or SIGTERM) stops every process."""
     from honcho.manager import Manager
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if not settings.uses_embedded_postgres:
-        # The embedded server's database is made with it; a given server's is made here, once
-        # (the services only wait for their database, they never create it).
-        wait_until_ready(settings.database_url, timeout=settings.ready_timeout_seconds)
+    make_database(settings, settings.ready_timeout_seconds)
     env = child_environment(settings)
     manager = Manager()
     for proc in [*processes(settings), Process("ready", devstack_command("banner"))]:

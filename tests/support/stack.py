@@ -26,13 +26,13 @@ from typing import IO
 import httpx
 import psutil
 
-from devstack.postgres import wait_until_ready
 from devstack.stack import (
     READY_POLL_SECONDS,
     REPLICA_PORT_STEP,
     Process,
     StackSettings,
     child_environment,
+    make_database,
     processes,
     stack_ready,
 )
@@ -119,10 +119,7 @@ class Stack:
     def start(self, timeout: float = 60) -> float:
         """Start every process; returns seconds until /health answered 200."""
         started = time.monotonic()
-        if not self.settings.uses_embedded_postgres:
-            # As `make run` does: the services wait for their database but never create it (the
-            # embedded server's is created with it, by its own process).
-            wait_until_ready(self.settings.database_url, timeout)
+        make_database(self.settings, timeout)
         # All at once: the services import their modules while PostgreSQL initializes and starts.
         for name in self.commands:
             self.start_process(name)

@@ -27,7 +27,8 @@ from services.kit.context import Identity
 from services.kit.db import Database
 from services.kit.errors import (
     DomainError,
-    ErrorKind,
+    FeatureNotInPlan,
+    InsufficientCredits,
     InvalidInput,
     InvalidState,
     NotFound,
@@ -72,12 +73,7 @@ DEFAULT_REPAIR_MIN_AGE_SECONDS = 60
 RELEASE_RECHECK_SECONDS = 3600
 REPAIR_BATCH = 500
 # Refusals that mean "this task must not exist"; anything else leaves the reservation to repair.
-_REFUSALS = {
-    ErrorKind.INSUFFICIENT_CREDITS,
-    ErrorKind.FEATURE_NOT_IN_PLAN,
-    ErrorKind.NOT_FOUND,
-    ErrorKind.INVALID_INPUT,
-}
+_REFUSALS = (InsufficientCredits, FeatureNotInPlan, NotFound, InvalidInput)
 
 
 @dataclass(frozen=True)
@@ -259,11 +255,11 @@ class TaskLifecycle:
                 description=f"{task.type} task",
                 hold=True,
             )
+        except _REFUSALS:
+            async with self._db.transaction() as conn:
+                await self._store.delete_reserved(conn, task.id)
+            raise
         except DomainError as error:
-            if error.kind in _REFUSALS:
-                async with self._db.transaction() as conn:
-                    await self._store.delete_reserved(conn, task.id)
-                raise
             log.warning("charge of task %s unconfirmed: %s", task.id, error.kind.value)
             raise Unavailable("Credits are temporarily unavailable; please retry") from error
         async with self._db.lean() as conn:
@@ -308,14 +304,13 @@ class TaskLifecycle:
                 description=f"Refund: {task.type} task {task.status.value}",
             )
             outcome, applied = ChargeState.REFUNDED, posted.applied
+        except NotFound:
+            outcome, applied = ChargeState.RELEASED, False  # nothing was charged (yet)
+        except InvalidState:
+            outcome, applied = ChargeState.REFUNDED, False  # already paid back
         except DomainError as error:
-            if error.kind is ErrorKind.NOT_FOUND:
-                outcome, applied = ChargeState.RELEASED, False  # nothing was charged (yet)
-            elif error.kind is ErrorKind.INVALID_STATE:
-                outcome, applied = ChargeState.REFUNDED, False  # already paid back
-            else:
-                log.warning("refund of task %s pending: %s", task.id, error.kind.value)
-                return False
+            log.warning("refund of task %s pending: %s", task.id, error.kind.value)
+            return False
         async with self._db.transaction() as conn:
             await self._store.move_charge(
                 conn,

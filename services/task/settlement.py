@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.client import CreditClient
 from services.kit.db import Database
-from services.kit.errors import DomainError, ErrorKind
+from services.kit.errors import DomainError, NotFound
 from services.task.domain import ChargeState, Task, charge_key, settle_key
 
 log = logging.getLogger("studiox.task")
@@ -54,12 +54,12 @@ async def settle_usage(
                 "credits used"
             ),
         )
-    except DomainError as error:
-        if error.kind is not ErrorKind.NOT_FOUND:
-            log.warning("settlement of task %s pending: %s", task.id, error.kind.value)
-            return False
+    except NotFound:
         # A charge made before reservations existed (or on no hold): it stands as charged.
         log.info("task %s has no reservation to settle; its charge stands", task.id)
+    except DomainError as error:
+        log.warning("settlement of task %s pending: %s", task.id, error.kind.value)
+        return False
     async with db.transaction() as conn:
         await tasks.move_charge(
             conn, task.id, from_states=[ChargeState.SETTLING], to_state=ChargeState.SETTLED

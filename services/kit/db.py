@@ -11,11 +11,14 @@ work belong there."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -67,6 +70,7 @@ class Database:
             # so later executions skip PostgreSQL's parse and plan (the lean path runs a handful of
             # fixed statements). Needs a session-mode connection (not a transaction pooler).
             kwargs={"autocommit": True, "prepare_threshold": 0, "options": "-c TimeZone=UTC"},
+            configure=_configure_lean,
             timeout=LEAN_CHECKOUT_SECONDS,
             open=False,
         )
@@ -111,6 +115,22 @@ class Database:
         if self._pool_open:
             await self._pool.close()
         await self.engine.dispose()
+
+
+async def _configure_lean(conn: psycopg.AsyncConnection[Any]) -> None:
+    set_json_loads(_json_loads, conn)
+
+
+def _json_loads(data: bytes | str) -> Any:
+    """json and jsonb columns on the lean path. orjson parses a task's small documents ~8 times
+    faster than the standard library (a 21-row list page's fetch: 209 → 140 µs of CPU,
+    docs/PERFORMANCE.md). It reads integers beyond 64 bits as floats (Struct numbers are doubles
+    either way) and refuses numbers beyond a double's range, which jsonb can hold: those
+    documents get the standard library's reading."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 class _Traced:

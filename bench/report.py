@@ -84,9 +84,9 @@ class BenchReport:
             "this page comes from that one run. Ratios are to the ceiling C measured in the same "
             "run: Envoy with the same template and transcoder in front of a trivial grpc.aio "
             "handler, a worker per core as the stack's gateway runs (the row after it is the same "
-            "with one Envoy worker). Load: wrk, 127.0.0.1 only, 32 connections, 2 threads; the stack runs "
-            f"{self.workers} process(es) per service (SERVICE_WORKERS; the `make run` default, "
-            "one per two cores).",
+            "with one Envoy worker). Load: wrk, 127.0.0.1 only, 32 connections, 2 threads; the "
+            f"stack runs {self.workers} process(es) per service (SERVICE_WORKERS; the `make run` "
+            "default, one per two cores).",
             "",
             "| endpoint | requests/s | ratio to C | p50 ms | p99 ms | non-2xx | socket errors |",
             "|---|---|---|---|---|---|---|",

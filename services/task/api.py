@@ -16,6 +16,7 @@ from services.kit.transport import set_http_status
 from services.kit.validation import json_value
 from services.task import store
 from services.task.client import rule_to_proto
+from services.task.documents import set_documents
 from services.task.domain import Status, Task, parse_status
 from services.task.lifecycle import TaskLifecycle
 from services.task.pricing import PRICES
@@ -42,12 +43,10 @@ def fill_task(message: task_pb2.Task, task: Task) -> None:
     message.user_id = task.user_id
     message.type = task.type
     message.status = task.status.value
-    if task.input_data is not None:
-        message.input_data.SetInParent()  # present even when empty: `{}`, not absent
-        message.input_data.update(task.input_data)
-    if task.output_data is not None:
-        message.output_data.SetInParent()  # present even when empty: `{}`, not absent
-        message.output_data.update(task.output_data)
+    if task.encoded_documents is not None:
+        message.MergeFromString(task.encoded_documents)
+    else:
+        set_documents(message, task.input_data, task.output_data, task.usage)
     message.error = task.error or ""
     message.credits_cost = task.credits_cost
     set_timestamp(message.created_at, task.created_at)
@@ -55,8 +54,6 @@ def fill_task(message: task_pb2.Task, task: Task) -> None:
     if task.completed_at is not None:
         set_timestamp(message.completed_at, task.completed_at)
     message.credits_reserved = task.credits_reserved or task.credits_cost
-    if task.usage:
-        message.usage.update(task.usage)
     message.credits_uncharged = task.credits_uncharged
 
 

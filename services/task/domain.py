@@ -77,6 +77,10 @@ class Task:
     usage: dict[str, float] | None = None
     # What the measured usage came to above the reservation (recorded, never charged).
     credits_uncharged: int = 0
+    # Set on list pages only (store.list_for_user): input_data, output_data and usage already in
+    # the wire encoding of a studiox.task.v1.Task (services/task/documents.py); those three fields
+    # are then left empty.
+    encoded_documents: bytes | None = None
 
 
 def charge_key(task_id: uuid.UUID) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -13,12 +14,15 @@ import pytest
 from bench.report import BenchReport
 from devstack.stack import default_workers
 from services.kit.settings import SERVICE_NAMES
+from services.task.documents import encode_input, encode_output
 from tests.support.dirs import server_tempdir
 from tests.support.stack import Stack, adopt_orphans
 from tests.support.tokens import DEFAULT_KEY
 
 BENCH_USERS = 200
 TASKS_PER_USER = 50
+BENCH_INPUT = {"prompt": "bench"}
+BENCH_OUTPUT = {"labels": ["bench"]}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -170,9 +174,9 @@ def seed_users(stack: Stack, path: Path) -> Path:
             """
             WITH t AS (
                 INSERT INTO tasks.tasks (id, user_id, type, status, input_data, output_data,
-                    credits_cost, charge_state, completed_at, settled_at)
-                SELECT gen_random_uuid(), u, 'image_analysis', 'done', '{"prompt": "bench"}',
-                       '{"labels": ["bench"]}', 1, 'charged', now(), now()
+                    input_pb, output_pb, credits_cost, charge_state, completed_at, settled_at)
+                SELECT gen_random_uuid(), u, 'image_analysis', 'done', %(input)s::jsonb,
+                       %(output)s::jsonb, %(input_pb)s, %(output_pb)s, 1, 'charged', now(), now()
                 FROM unnest(%(users)s::text[]) u, generate_series(1, %(n)s)
                 RETURNING id, user_id
             ), e AS (
@@ -189,7 +193,15 @@ def seed_users(stack: Stack, path: Path) -> Path:
             SELECT e.id, g.id, -1
             FROM e JOIN credit.grants g ON g.user_id = e.user_id AND g.category = 'purchased'
             """,
-            {"users": users, "n": TASKS_PER_USER},
+            {
+                "users": users,
+                "n": TASKS_PER_USER,
+                # Encoded as the store writes every task it creates and completes.
+                "input": json.dumps(BENCH_INPUT),
+                "output": json.dumps(BENCH_OUTPUT),
+                "input_pb": encode_input(BENCH_INPUT),
+                "output_pb": encode_output(BENCH_OUTPUT),
+            },
         )
         conn.execute(
             "UPDATE credit.grants SET remaining = remaining - %(n)s "

@@ -41,6 +41,9 @@ def test_json_depth_bound_holds_from_the_gateway_to_the_service_and_back(
     assert deepest.status_code == 201, deepest.text
     task_id = deepest.json()["task"]["id"]
     assert http.get(f"/api/tasks/{task_id}", headers=user).json()["task"]["inputData"] == nested(32)
+    # A list page merges the stored encoding (DECISIONS 114): as deep, and as printable.
+    [listed] = http.get("/api/tasks", headers=user).json()["tasks"]
+    assert listed["inputData"] == nested(32)
     # 33 used to be charged and then answered 502 (the response was too deep for Envoy to print);
     # 34..99 answered 500 (the service's protobuf decoder stops before Envoy's transcoder does).
     for levels in (33, 34, 60, 99):

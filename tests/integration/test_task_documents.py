@@ -130,3 +130,21 @@ async def test_a_page_takes_the_documents_from_their_encoding(
     [listed] = await _page(tasks)
     assert dict(listed.input_data) == {"prompt": "encoding"}
     assert dict((await tasks.get(created.task.id)).input_data) == {"prompt": "jsonb"}
+
+
+async def test_stored_bytes_never_override_the_rows_own_fields(
+    cluster: Cluster, credit: CreditClient
+) -> None:
+    """Defence in depth: an encoding is merged before the row's fields are set, so bytes that
+    carried other fields (a corrupted or tampered column) cannot change whose task it is."""
+    tasks = TaskClient(cluster.channel("task"), await credit.open_account(PRO))
+    created = await tasks.create("advanced_editing", prompt="mine")
+    forged = task_pb2.Task(user_id="someone_else", status="done", credits_cost=999)
+    cluster.sql(
+        "UPDATE tasks.tasks SET input_pb = %s WHERE id = %s",
+        forged.SerializeToString() + encode_input({"prompt": "mine"}),
+        created.task.id,
+    )
+    [listed] = await _page(tasks)
+    assert (listed.user_id, listed.status, listed.credits_cost) == (tasks.user, "pending", 3)
+    assert listed == await tasks.get(created.task.id)

@@ -274,12 +274,16 @@ _ENCODED = """CASE WHEN t.input_pb IS NOT NULL
         AND (t.output_data IS NULL OR t.output_pb IS NOT NULL)
         AND (t.usage IS NULL OR t.usage_pb IS NOT NULL)
     THEN t.input_pb || COALESCE(t.output_pb, ''::bytea) || COALESCE(t.usage_pb, ''::bytea) END"""
+# COLUMNS in their order (what _task reads), each document only when not encoded; then the
+# encoding, last.
 _LIST_COLUMNS = (
-    "t.id, t.seq, t.user_id, t.type, t.status, "
-    "CASE WHEN e.docs IS NULL THEN t.input_data END, "
-    "CASE WHEN e.docs IS NULL THEN t.output_data END, "
-    "t.error, t.credits_cost, t.charge_state, t.created_at, t.updated_at, t.completed_at, "
-    "t.credits_reserved, CASE WHEN e.docs IS NULL THEN t.usage END, t.credits_uncharged, e.docs"
+    ", ".join(
+        f"CASE WHEN e.docs IS NULL THEN t.{name} END"
+        if name in ("input_data", "output_data", "usage")
+        else f"t.{name}"
+        for name in COLUMNS.split(", ")
+    )
+    + ", e.docs"
 )
 # One statement per filter shape: each is prepared once with its own plan (a NULL-tolerant
 # single statement would be planned generically and read the whole index range).
@@ -317,7 +321,7 @@ async def list_for_user(
         # and decoded here (text results cost PostgreSQL and this process ~30 us more a page).
         binary=True,
     )
-    return [_task(r, r[16]) for r in await cursor.fetchall()]
+    return [_task(r, r[-1]) for r in await cursor.fetchall()]
 
 
 async def stats_for_user(conn: AsyncConnection, user_id: str) -> list[tuple[str, str, int]]:

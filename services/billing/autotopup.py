@@ -21,7 +21,6 @@ from typing import Any, Protocol
 import grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing import store, topup_store
 from services.billing.config import BillingConfig
@@ -35,6 +34,7 @@ from services.kit.clients import ServiceChannels
 from services.kit.context import Identity
 from services.kit.db import Database
 from services.kit.errors import InvalidInput, NotConfigured, domain_error
+from services.kit.sql import Connection
 from studiox.credit.v1 import alerts_pb2, alerts_pb2_grpc
 
 log = logging.getLogger("studiox.billing.topup")
@@ -64,34 +64,32 @@ class TopUpStore(Protocol):
     """The statements auto top-up runs: services.billing.topup_store, or a fake in unit tests."""
 
     async def get_settings(
-        self, conn: AsyncConnection, user_id: str, *, lock: bool = False
+        self, conn: Connection, user_id: str, *, lock: bool = False
     ) -> TopUpSettings | None: ...
     async def put_settings(
-        self, conn: AsyncConnection, user_id: str, enabled: bool, threshold: int, pack_id: str
+        self, conn: Connection, user_id: str, enabled: bool, threshold: int, pack_id: str
     ) -> TopUpSettings: ...
     async def save_card(
-        self, conn: AsyncConnection, user_id: str, payment_method_id: str
+        self, conn: Connection, user_id: str, payment_method_id: str
     ) -> TopUpSettings | None: ...
     async def record_result(
-        self, conn: AsyncConnection, user_id: str, *, failed: bool, disable_after: int, reason: str
+        self, conn: Connection, user_id: str, *, failed: bool, disable_after: int, reason: str
     ) -> TopUpSettings: ...
     async def start_top_up(
-        self, conn: AsyncConnection, crossing_id: int, user_id: str, pack_id: str
+        self, conn: Connection, crossing_id: int, user_id: str, pack_id: str
     ) -> tuple[TopUp, bool]: ...
-    async def top_ups_today(self, conn: AsyncConnection, user_id: str) -> int: ...
-    async def bind_top_up(
-        self, conn: AsyncConnection, crossing_id: int, order_ref: str
-    ) -> None: ...
+    async def top_ups_today(self, conn: Connection, user_id: str) -> int: ...
+    async def bind_top_up(self, conn: Connection, crossing_id: int, order_ref: str) -> None: ...
     async def finish_top_up(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         crossing_id: int,
         status: str,
         stripe_id: str | None,
         detail: str,
     ) -> bool: ...
     async def enqueue_event(
-        self, conn: AsyncConnection, event_type: str, user_id: str, data: dict[str, Any]
+        self, conn: Connection, event_type: str, user_id: str, data: dict[str, Any]
     ) -> str: ...
 
 
@@ -192,7 +190,7 @@ class AutoTopUps:
 
     # --- the card saved (webhook checkout.session.completed, mode setup) ---
 
-    async def card_saved(self, conn: AsyncConnection, session_id: str) -> bool:
+    async def card_saved(self, conn: Connection, session_id: str) -> bool:
         """Save the card of a completed setup Checkout, as Stripe's API reports the session (its
         customer must be the user's); arms auto top-up if it is enabled. False: not ours."""
         stripe = self._require_stripe()
@@ -318,7 +316,7 @@ class AutoTopUps:
 
     async def _failed(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         settings: TopUpSettings,
         crossing_id: int,
         intent_id: object,

@@ -15,8 +15,6 @@ import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.billing import payment_store, store, stripe_objects
 from services.billing.config import BillingConfig
 from services.billing.domain import (
@@ -50,6 +48,7 @@ from services.credit.domain import Category, PlanTerms
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.errors import NotConfigured, NotFound
+from services.kit.sql import Connection
 
 log = logging.getLogger("studiox.billing")
 
@@ -135,7 +134,7 @@ class Fulfilment:
     # --- credit purchases ---
 
     async def settle(
-        self, conn: AsyncConnection, order: Order, payment: StripePayment, *, grant: bool = True
+        self, conn: Connection, order: Order, payment: StripePayment, *, grant: bool = True
     ) -> bool:
         """Record what Stripe (its API, not an event) reports for the purchase `order` started, and
         grant the order's credits once it is paid (and `grant`). Returns whether this call granted
@@ -168,7 +167,7 @@ class Fulfilment:
         return granted
 
     async def confirm_purchase(
-        self, conn: AsyncConnection, claimed: StripePayment, *, failed: bool = False
+        self, conn: Connection, claimed: StripePayment, *, failed: bool = False
     ) -> None:
         """A webhook names a Checkout Session (payment mode) or PaymentIntent: settle the order it
         belongs to, as Stripe's API reports the object now. `failed`: Stripe reported that an
@@ -187,9 +186,7 @@ class Fulfilment:
 
     # --- money taken back ---
 
-    async def reverse(
-        self, conn: AsyncConnection, intent_id: str | None, charge_id: str | None
-    ) -> bool:
+    async def reverse(self, conn: Connection, intent_id: str | None, charge_id: str | None) -> bool:
         """A refund or dispute was reported for a payment: if it is one of our credit purchases,
         take back the credits in proportion to what Stripe's API says was returned (refunds, and
         disputed amounts it withdrew); a won dispute gives them back. False when the payment is not
@@ -256,7 +253,7 @@ class Fulfilment:
         )
         return True
 
-    async def _order_of_intent(self, conn: AsyncConnection, intent_id: str) -> Order | None:
+    async def _order_of_intent(self, conn: Connection, intent_id: str) -> Order | None:
         """The credit purchase a PaymentIntent paid: its own order, or the Checkout Session order
         named in its metadata (which only we set; read back from Stripe's API, and checked against
         the session by the caller)."""
@@ -292,7 +289,7 @@ class Fulfilment:
     # --- subscriptions ---
 
     async def sync_subscription(
-        self, conn: AsyncConnection, customer_id: str | None, subscription_id: str | None
+        self, conn: Connection, customer_id: str | None, subscription_id: str | None
     ) -> tuple[str, Subscription | None]:
         """Bring the user whose customer `customer_id` is in line with that customer's
         subscriptions as Stripe reports them *now*: at most one is kept (the others are cancelled
@@ -334,9 +331,7 @@ class Fulfilment:
             await self._place(conn, user, plans, desired, placement.changes + 1)
         return user, named
 
-    async def record_invoice(
-        self, conn: AsyncConnection, claimed: Invoice, *, failed: bool
-    ) -> None:
+    async def record_invoice(self, conn: Connection, claimed: Invoice, *, failed: bool) -> None:
         """An invoice event: the invoice (read back from Stripe, and checked to be the one the
         event names) goes to the history, and its subscription is synced."""
         if claimed.customer_id is None or claimed.subscription_id is None:
@@ -368,7 +363,7 @@ class Fulfilment:
     def _subscription(self, raw: dict[str, object]) -> Subscription:
         return stripe_objects.subscription(raw, self._config.price_plans)
 
-    async def _undo_duplicate(self, conn: AsyncConnection, user_id: str, sub: Subscription) -> None:
+    async def _undo_duplicate(self, conn: Connection, user_id: str, sub: Subscription) -> None:
         """A second live subscription (two checkouts paid): cancelled now and its invoice refunded
         through Stripe. The refund is recorded at once, in its own transaction: it happened at
         Stripe whatever becomes of this one."""
@@ -408,7 +403,7 @@ class Fulfilment:
 
     async def _place(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         user_id: str,
         plans: list[Plan],
         desired: PlanPlacement,

@@ -5,12 +5,9 @@ disputes) with the credits taken back for that."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.domain import STATUS_ORDER, Payment, PaymentKind, PaymentStatus
+from services.kit.sql import Connection, Row, text
 
 PAYMENT_COLUMNS = (
     "id, user_id, stripe_id, kind, status, amount_cents, currency, credits, plan_id, created_at, "
@@ -18,8 +15,8 @@ PAYMENT_COLUMNS = (
 )
 
 
-def _payment(row: Row[Any]) -> Payment:
-    m = row._mapping
+def _payment(row: Row) -> Payment:
+    m = row._asdict()
     return Payment(
         id=m["id"],
         user_id=m["user_id"],
@@ -38,7 +35,7 @@ def _payment(row: Row[Any]) -> Payment:
 
 
 async def save_payment(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     user_id: str,
     stripe_id: str,
@@ -85,7 +82,7 @@ async def save_payment(
     )
 
 
-async def payment_of(conn: AsyncConnection, stripe_id: str) -> Payment | None:
+async def payment_of(conn: Connection, stripe_id: str) -> Payment | None:
     row = (
         await conn.execute(
             text(f"SELECT {PAYMENT_COLUMNS} FROM billing.payments WHERE stripe_id = :sid"),  # noqa: S608 - a constant column list
@@ -96,7 +93,7 @@ async def payment_of(conn: AsyncConnection, stripe_id: str) -> Payment | None:
 
 
 async def record_money_back(
-    conn: AsyncConnection,
+    conn: Connection,
     stripe_id: str,
     *,
     refunded_cents: int,
@@ -119,7 +116,7 @@ async def record_money_back(
 
 
 async def list_payments(
-    conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+    conn: Connection, user_id: str, *, limit: int, before_id: int | None
 ) -> Sequence[Payment]:
     rows = await conn.execute(
         text(

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.domain import CreditPack, Order, OrderAction, OrderKind, Plan
 from services.billing.plan_rules import PlanPlacement, Subscription
+from services.kit.sql import Connection, Row, text
 
 PLAN_COLUMNS = (
     "id, name, price_cents, currency, billing_interval, monthly_credits, is_unlimited, features"
@@ -23,8 +20,8 @@ ORDER_COLUMNS = (
 )
 
 
-def _plan(row: Row[Any]) -> Plan:
-    m = row._mapping
+def _plan(row: Row) -> Plan:
+    m = row._asdict()
     return Plan(
         id=m["id"],
         name=m["name"],
@@ -37,8 +34,8 @@ def _plan(row: Row[Any]) -> Plan:
     )
 
 
-def _order(row: Row[Any]) -> Order:
-    m = row._mapping
+def _order(row: Row) -> Order:
+    m = row._asdict()
     return Order(
         ref=m["ref"],
         request_key=m["request_key"],
@@ -58,12 +55,12 @@ def _order(row: Row[Any]) -> Order:
 # --- catalog ---
 
 
-async def list_plans(conn: AsyncConnection) -> list[Plan]:
+async def list_plans(conn: Connection) -> list[Plan]:
     rows = await conn.execute(text(f"SELECT {PLAN_COLUMNS} FROM billing.plans ORDER BY sort_order"))
     return [_plan(r) for r in rows]
 
 
-async def get_plan(conn: AsyncConnection, plan_id: str) -> Plan | None:
+async def get_plan(conn: Connection, plan_id: str) -> Plan | None:
     row = (
         await conn.execute(
             text(f"SELECT {PLAN_COLUMNS} FROM billing.plans WHERE id = :id"), {"id": plan_id}
@@ -72,7 +69,7 @@ async def get_plan(conn: AsyncConnection, plan_id: str) -> Plan | None:
     return _plan(row) if row else None
 
 
-async def list_packs(conn: AsyncConnection) -> list[CreditPack]:
+async def list_packs(conn: Connection) -> list[CreditPack]:
     rows = await conn.execute(
         text(
             "SELECT id, name, credits, price_cents, currency FROM billing.credit_packs "
@@ -102,7 +99,7 @@ class Placement:
     subscription_id: str | None
 
 
-async def customer_id(conn: AsyncConnection, user_id: str) -> str | None:
+async def customer_id(conn: Connection, user_id: str) -> str | None:
     value = (
         await conn.execute(
             text("SELECT stripe_customer_id FROM billing.customers WHERE user_id = :uid"),
@@ -112,7 +109,7 @@ async def customer_id(conn: AsyncConnection, user_id: str) -> str | None:
     return str(value) if value is not None else None
 
 
-async def add_customer(conn: AsyncConnection, user_id: str, stripe_customer_id: str) -> str:
+async def add_customer(conn: Connection, user_id: str, stripe_customer_id: str) -> str:
     """Record the user's Stripe customer unless one is recorded; returns the recorded one."""
     await conn.execute(
         text(
@@ -126,7 +123,7 @@ async def add_customer(conn: AsyncConnection, user_id: str, stripe_customer_id: 
     return recorded
 
 
-async def user_of_customer(conn: AsyncConnection, stripe_customer_id: str) -> str | None:
+async def user_of_customer(conn: Connection, stripe_customer_id: str) -> str | None:
     value = (
         await conn.execute(
             text("SELECT user_id FROM billing.customers WHERE stripe_customer_id = :cid"),
@@ -136,7 +133,7 @@ async def user_of_customer(conn: AsyncConnection, stripe_customer_id: str) -> st
     return str(value) if value is not None else None
 
 
-async def lock_placement(conn: AsyncConnection, user_id: str) -> Placement | None:
+async def lock_placement(conn: Connection, user_id: str) -> Placement | None:
     """Locks the user's customer row for the rest of the transaction: plan syncs of one user run
     one after the other, each reading Stripe after the previous one committed."""
     row = (
@@ -154,7 +151,7 @@ async def lock_placement(conn: AsyncConnection, user_id: str) -> Placement | Non
 
 
 async def record_placement(
-    conn: AsyncConnection, user_id: str, placement: PlanPlacement, changes: int
+    conn: Connection, user_id: str, placement: PlanPlacement, changes: int
 ) -> None:
     await conn.execute(
         text(
@@ -173,7 +170,7 @@ async def record_placement(
     )
 
 
-async def lock_plan_changes(conn: AsyncConnection, user_id: str) -> None:
+async def lock_plan_changes(conn: Connection, user_id: str) -> None:
     """Serializes a user's plan changes until the transaction ends (across replicas). An advisory
     lock, since a user may have no customer row yet."""
     await conn.execute(
@@ -185,7 +182,7 @@ async def lock_plan_changes(conn: AsyncConnection, user_id: str) -> None:
 # --- orders (what we started at Stripe) ---
 
 
-async def start_order(conn: AsyncConnection, order: Order) -> Order:
+async def start_order(conn: Connection, order: Order) -> Order:
     """Record the order unless its request_key is recorded; returns the recorded one (the first
     request's, for a replay)."""
     await conn.execute(
@@ -218,7 +215,7 @@ async def start_order(conn: AsyncConnection, order: Order) -> Order:
 
 
 async def bind_order(
-    conn: AsyncConnection, ref: str, stripe_id: str, action: OrderAction | None = None
+    conn: Connection, ref: str, stripe_id: str, action: OrderAction | None = None
 ) -> None:
     """Name the Stripe object an order started (once; never another one)."""
     await conn.execute(
@@ -230,20 +227,20 @@ async def bind_order(
     )
 
 
-async def order_by_request_key(conn: AsyncConnection, request_key: str) -> Order | None:
+async def order_by_request_key(conn: Connection, request_key: str) -> Order | None:
     return await _order_where(conn, "request_key = :key", key=request_key)
 
 
-async def order_by_ref(conn: AsyncConnection, ref: str) -> Order | None:
+async def order_by_ref(conn: Connection, ref: str) -> Order | None:
     return await _order_where(conn, "ref = :ref", ref=ref)
 
 
-async def credit_order_of(conn: AsyncConnection, stripe_id: str) -> Order | None:
+async def credit_order_of(conn: Connection, stripe_id: str) -> Order | None:
     """The credit purchase a Stripe object was bound to."""
     return await _order_where(conn, "stripe_id = :sid AND kind = 'credits'", sid=stripe_id)
 
 
-async def _order_where(conn: AsyncConnection, where: str, **params: str) -> Order | None:
+async def _order_where(conn: Connection, where: str, **params: str) -> Order | None:
     row = (
         await conn.execute(
             text(f"SELECT {ORDER_COLUMNS} FROM billing.orders WHERE {where}"), params
@@ -252,7 +249,7 @@ async def _order_where(conn: AsyncConnection, where: str, **params: str) -> Orde
     return _order(row) if row else None
 
 
-async def lock_order(conn: AsyncConnection, ref: str) -> None:
+async def lock_order(conn: Connection, ref: str) -> None:
     """Reports about one payment (refunds, disputes) run one after the other: each reads Stripe
     after the previous one committed, so an older reading never replaces a newer one."""
     await conn.execute(
@@ -263,7 +260,7 @@ async def lock_order(conn: AsyncConnection, ref: str) -> None:
 # --- subscriptions (mirror of Stripe's state) ---
 
 
-async def save_subscription(conn: AsyncConnection, user_id: str, sub: Subscription) -> None:
+async def save_subscription(conn: Connection, user_id: str, sub: Subscription) -> None:
     """Mirror Stripe's state; the user is the one whose customer the subscription belongs to, so a
     row once written under another user follows its customer."""
     await conn.execute(
@@ -297,7 +294,7 @@ async def save_subscription(conn: AsyncConnection, user_id: str, sub: Subscripti
 # --- webhook events ---
 
 
-async def record_event(conn: AsyncConnection, event_id: str, kind: str, created: datetime) -> bool:
+async def record_event(conn: Connection, event_id: str, kind: str, created: datetime) -> bool:
     """Claim the event for this transaction; False when it was processed already. A concurrent
     delivery of the same event waits here until the first one commits (then False) or rolls back
     (then it processes the event itself)."""
@@ -313,7 +310,7 @@ async def record_event(conn: AsyncConnection, event_id: str, kind: str, created:
     return row is not None
 
 
-async def record_outcome(conn: AsyncConnection, event_id: str, outcome: str) -> None:
+async def record_outcome(conn: Connection, event_id: str, outcome: str) -> None:
     await conn.execute(
         text("UPDATE billing.webhook_events SET outcome = :outcome WHERE id = :id"),
         {"id": event_id, "outcome": outcome},

@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.kit import outbox
+from services.kit.sql import Connection, text
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ _TOP_UP = "crossing_id, user_id, pack_id, order_ref, stripe_id, status, detail"
 
 
 async def get_settings(
-    conn: AsyncConnection, user_id: str, *, lock: bool = False
+    conn: Connection, user_id: str, *, lock: bool = False
 ) -> TopUpSettings | None:
     row = (
         await conn.execute(
@@ -58,7 +56,7 @@ async def get_settings(
 
 
 async def put_settings(
-    conn: AsyncConnection, user_id: str, enabled: bool, threshold: int, pack_id: str
+    conn: Connection, user_id: str, enabled: bool, threshold: int, pack_id: str
 ) -> TopUpSettings:
     """Save what the user chose; turning it on again forgets earlier failures."""
     row = (
@@ -81,9 +79,7 @@ async def put_settings(
     return TopUpSettings(*row)
 
 
-async def save_card(
-    conn: AsyncConnection, user_id: str, payment_method_id: str
-) -> TopUpSettings | None:
+async def save_card(conn: Connection, user_id: str, payment_method_id: str) -> TopUpSettings | None:
     row = (
         await conn.execute(
             text(
@@ -97,7 +93,7 @@ async def save_card(
 
 
 async def record_result(
-    conn: AsyncConnection, user_id: str, *, failed: bool, disable_after: int, reason: str
+    conn: Connection, user_id: str, *, failed: bool, disable_after: int, reason: str
 ) -> TopUpSettings:
     """A top-up's outcome on the settings: failures counted (auto top-up turned off at the
     limit, with the reason) or reset by a success."""
@@ -121,7 +117,7 @@ async def record_result(
 
 
 async def start_top_up(
-    conn: AsyncConnection, crossing_id: int, user_id: str, pack_id: str
+    conn: Connection, crossing_id: int, user_id: str, pack_id: str
 ) -> tuple[TopUp, bool]:
     """The crossing's one top-up row (created now: True; or the one a first attempt made)."""
     row = (
@@ -146,7 +142,7 @@ async def start_top_up(
     return TopUp(*existing), False
 
 
-async def top_ups_today(conn: AsyncConnection, user_id: str) -> int:
+async def top_ups_today(conn: Connection, user_id: str) -> int:
     """Top-ups started (paid or on their way) in the last 24 hours."""
     value = await conn.execute(
         text(
@@ -158,7 +154,7 @@ async def top_ups_today(conn: AsyncConnection, user_id: str) -> int:
     return int(value.scalar_one())
 
 
-async def bind_top_up(conn: AsyncConnection, crossing_id: int, order_ref: str) -> None:
+async def bind_top_up(conn: Connection, crossing_id: int, order_ref: str) -> None:
     await conn.execute(
         text("UPDATE billing.top_ups SET order_ref = :o WHERE crossing_id = :c"),
         {"c": crossing_id, "o": order_ref},
@@ -166,7 +162,7 @@ async def bind_top_up(conn: AsyncConnection, crossing_id: int, order_ref: str) -
 
 
 async def finish_top_up(
-    conn: AsyncConnection, crossing_id: int, status: str, stripe_id: str | None, detail: str
+    conn: Connection, crossing_id: int, status: str, stripe_id: str | None, detail: str
 ) -> bool:
     """Move a pending top-up to its outcome; False when it had one already (so the caller's event
     is written once)."""
@@ -184,7 +180,7 @@ async def finish_top_up(
 
 
 async def enqueue_event(
-    conn: AsyncConnection, event_type: str, user_id: str, data: dict[str, Any]
+    conn: Connection, event_type: str, user_id: str, data: dict[str, Any]
 ) -> str:
     """A webhook event in billing's outbox, on the caller's transaction."""
     return await outbox.enqueue(conn, "billing", event_type, user_id, data)

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
-from sqlalchemy.exc import DataError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from psycopg import DataError
 
 from services.billing import store, stripe_objects
 from services.billing.config import BillingConfig
@@ -26,6 +25,7 @@ from services.billing.stripe_api import verify_event
 from services.billing.stripe_objects import Event
 from services.kit.db import Database
 from services.kit.errors import DomainError, NotConfigured
+from services.kit.sql import Connection
 
 log = logging.getLogger("studiox.billing.webhooks")
 
@@ -36,8 +36,8 @@ class Outcome(Enum):
     REFUSED = "refused"
 
 
-Handler = Callable[[AsyncConnection, Event], Awaitable[Outcome]]
-SavedCard = Callable[[AsyncConnection, str], Awaitable[bool]]
+Handler = Callable[[Connection, Event], Awaitable[Outcome]]
+SavedCard = Callable[[Connection, str], Awaitable[bool]]
 
 
 class Webhooks:
@@ -112,7 +112,7 @@ class Webhooks:
         return True
 
     @staticmethod
-    async def _run(conn: AsyncConnection, handler: Handler, event: Event) -> Outcome:
+    async def _run(conn: Connection, handler: Handler, event: Event) -> Outcome:
         """The handler's effects, all or nothing: a refusal rolls back whatever it wrote."""
         context = {"event_id": event.id, "event_type": event.type}
         try:
@@ -122,10 +122,10 @@ class Webhooks:
             log.warning("stripe event refused: %s", refused, extra=context)
         except DataError as err:
             # Out-of-range data the readers let through: still the sender's input, not a fault.
-            log.error("stripe event refused by the database: %s", err.orig, extra=context)
+            log.error("stripe event refused by the database: %s", err, extra=context)
         return Outcome.REFUSED
 
-    async def _checkout(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _checkout(self, conn: Connection, event: Event) -> Outcome:
         if event.object.get("mode") == "setup":
             return await self._setup(conn, event)
         session = stripe_objects.checkout_payment(event.object)
@@ -138,7 +138,7 @@ class Webhooks:
             return Outcome.PROCESSED
         return Outcome.IGNORED
 
-    async def _setup(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _setup(self, conn: Connection, event: Event) -> Outcome:
         session_id = event.object.get("id")
         if (
             event.type != "checkout.session.completed"
@@ -150,14 +150,14 @@ class Webhooks:
             raise Refused(f"setup session {session_id[:40]} is not one of ours")
         return Outcome.PROCESSED
 
-    async def _checkout_failed(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _checkout_failed(self, conn: Connection, event: Event) -> Outcome:
         session = stripe_objects.checkout_payment(event.object)
         if session.mode != "payment":
             return Outcome.IGNORED
         await self._fulfilment.confirm_purchase(conn, session, failed=True)
         return Outcome.PROCESSED
 
-    async def _intent(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _intent(self, conn: Connection, event: Event) -> Outcome:
         # Intents behind a Checkout Session are fulfilled by their session's events, under the
         # session's key, so a payment is granted once whichever path reports it; intents without
         # our metadata (e.g. an invoice's) are not purchases.
@@ -168,26 +168,26 @@ class Webhooks:
         await self._fulfilment.confirm_purchase(conn, intent)
         return Outcome.PROCESSED
 
-    async def _reversal(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _reversal(self, conn: Connection, event: Event) -> Outcome:
         intent_id, charge_id = stripe_objects.reversal_subject(event.object)
         if await self._fulfilment.reverse(conn, intent_id, charge_id):
             return Outcome.PROCESSED
         return Outcome.IGNORED
 
-    async def _subscription(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _subscription(self, conn: Connection, event: Event) -> Outcome:
         subscription = stripe_objects.subscription(event.object, self._config.price_plans)
         await self._fulfilment.sync_subscription(conn, subscription.customer_id, subscription.id)
         return Outcome.PROCESSED
 
-    async def _invoice_paid(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _invoice_paid(self, conn: Connection, event: Event) -> Outcome:
         return await self._invoice(conn, event, failed=False)
 
-    async def _invoice_failed(self, conn: AsyncConnection, event: Event) -> Outcome:
+    async def _invoice_failed(self, conn: Connection, event: Event) -> Outcome:
         # Recorded; the plan stays (the subscription is past_due, still live, its new period without
         # allowance) until Stripe is paid or gives up and deletes the subscription.
         return await self._invoice(conn, event, failed=True)
 
-    async def _invoice(self, conn: AsyncConnection, event: Event, *, failed: bool) -> Outcome:
+    async def _invoice(self, conn: Connection, event: Event, *, failed: bool) -> Outcome:
         invoice = stripe_objects.invoice(event.object)
         if invoice.subscription_id is None:
             log.info("invoice %s is not for a subscription; ignored", invoice.id)

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit.alert_rules import default_low_threshold
 from services.kit import outbox
+from services.kit.sql import Connection, text
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class Crossing:
     threshold: int
 
 
-async def list_alerts(conn: AsyncConnection, user_id: str, limit: int) -> list[AlertRow]:
+async def list_alerts(conn: Connection, user_id: str, limit: int) -> list[AlertRow]:
     rows = await conn.execute(
         text(
             "SELECT id, kind, message, data, created_at FROM credit.alerts"
@@ -43,7 +41,7 @@ async def list_alerts(conn: AsyncConnection, user_id: str, limit: int) -> list[A
     return [AlertRow(r.id, r.kind, r.message, dict(r.data), r.created_at) for r in rows]
 
 
-async def set_topup_threshold(conn: AsyncConnection, user_id: str, threshold: int | None) -> bool:
+async def set_topup_threshold(conn: Connection, user_id: str, threshold: int | None) -> bool:
     """False when the user has no credit account."""
     row = await conn.execute(
         text(
@@ -60,7 +58,7 @@ async def set_topup_threshold(conn: AsyncConnection, user_id: str, threshold: in
 
 
 async def raise_alert(
-    conn: AsyncConnection, user_id: str, kind: str, message: str, key: str, data: dict[str, Any]
+    conn: Connection, user_id: str, kind: str, message: str, key: str, data: dict[str, Any]
 ) -> bool:
     """The alert, once per (user, key); False for a repeat."""
     row = await conn.execute(
@@ -76,7 +74,7 @@ async def raise_alert(
     return row.first() is not None
 
 
-async def pending_topups(conn: AsyncConnection, limit: int) -> list[Crossing]:
+async def pending_topups(conn: Connection, limit: int) -> list[Crossing]:
     rows = await conn.execute(
         text(
             "SELECT id, user_id, balance, threshold FROM credit.topup_requests"
@@ -87,14 +85,14 @@ async def pending_topups(conn: AsyncConnection, limit: int) -> list[Crossing]:
     return [Crossing(r.id, r.user_id, r.balance, r.threshold) for r in rows]
 
 
-async def finish_topup(conn: AsyncConnection, crossing_id: int) -> None:
+async def finish_topup(conn: Connection, crossing_id: int) -> None:
     await conn.execute(
         text("UPDATE credit.topup_requests SET done_at = now() WHERE id = :id AND done_at IS NULL"),
         {"id": crossing_id},
     )
 
 
-async def warn_expiring(conn: AsyncConnection, within_hours: int, limit: int) -> int:
+async def warn_expiring(conn: Connection, within_hours: int, limit: int) -> int:
     """One `grant.expiring` alert and event per open, non-allowance grant with credits left that
     expires within the window (grant_warnings remembers which were warned)."""
     rows = await conn.execute(
@@ -132,7 +130,7 @@ async def warn_expiring(conn: AsyncConnection, within_hours: int, limit: int) ->
 
 
 async def set_low_threshold(
-    conn: AsyncConnection, user_id: str, threshold: int | None
+    conn: Connection, user_id: str, threshold: int | None
 ) -> tuple[int, bool] | None:
     """The user's low-balance threshold (None: the plan's); the one in force and whether it is the
     plan's, or None when the user has no credit account."""

@@ -7,28 +7,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit import alert_store
 from services.credit.alert_rules import check_raised, check_threshold
 from services.credit.alert_store import AlertRow, Crossing
 from services.kit.db import Database
 from services.kit.errors import InvalidInput, NotFound
+from services.kit.sql import Connection
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
 class AlertStore(Protocol):
-    async def list_alerts(
-        self, conn: AsyncConnection, user_id: str, limit: int
-    ) -> list[AlertRow]: ...
+    async def list_alerts(self, conn: Connection, user_id: str, limit: int) -> list[AlertRow]: ...
     async def set_topup_threshold(
-        self, conn: AsyncConnection, user_id: str, threshold: int | None
+        self, conn: Connection, user_id: str, threshold: int | None
     ) -> bool: ...
     async def raise_alert(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         user_id: str,
         kind: str,
         message: str,
@@ -36,11 +33,11 @@ class AlertStore(Protocol):
         data: dict[str, Any],
     ) -> bool: ...
     async def set_low_threshold(
-        self, conn: AsyncConnection, user_id: str, threshold: int | None
+        self, conn: Connection, user_id: str, threshold: int | None
     ) -> tuple[int, bool] | None: ...
-    async def pending_topups(self, conn: AsyncConnection, limit: int) -> list[Crossing]: ...
-    async def finish_topup(self, conn: AsyncConnection, crossing_id: int) -> None: ...
-    async def warn_expiring(self, conn: AsyncConnection, within_hours: int, limit: int) -> int: ...
+    async def pending_topups(self, conn: Connection, limit: int) -> list[Crossing]: ...
+    async def finish_topup(self, conn: Connection, crossing_id: int) -> None: ...
+    async def warn_expiring(self, conn: Connection, within_hours: int, limit: int) -> int: ...
 
 
 class Alerts:

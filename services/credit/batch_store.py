@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit.domain import BucketSums, LedgerDifference, ledger_differences
+from services.kit.sql import Connection, text
 
 # --- the monthly reset: set-based batches ---
 
@@ -100,7 +98,7 @@ _RESET_DUE = text(
 )
 
 
-async def reset_due(conn: AsyncConnection, *, as_of: datetime, batch_size: int) -> tuple[int, bool]:
+async def reset_due(conn: Connection, *, as_of: datetime, batch_size: int) -> tuple[int, bool]:
     """One batch, in the caller's transaction; returns (accounts reset, whether more are due)."""
     # The batch touches a few thousand accounts and grants by key (the statement joins nothing
     # but by index); without this the planner prefers hashing the whole accounts table for every
@@ -181,7 +179,7 @@ _EXPIRE_DUE = text(
 
 
 async def expire_due(
-    conn: AsyncConnection, *, as_of: datetime, batch_size: int
+    conn: Connection, *, as_of: datetime, batch_size: int
 ) -> tuple[int, int, bool]:
     """One batch, in the caller's transaction: (grants closed, accounts with credits expired,
     whether more may be due). A batch that found fewer due grants than it could take was the last:
@@ -256,7 +254,7 @@ _VERIFY_ORPHANS = text(
 )
 
 
-async def verify(conn: AsyncConnection) -> tuple[int, list[LedgerDifference]]:
+async def verify(conn: Connection) -> tuple[int, list[LedgerDifference]]:
     checked = (await conn.execute(text("SELECT count(*) FROM credit.accounts"))).scalar_one()
     differences: list[LedgerDifference] = []
     for row in await conn.execute(_VERIFY_ACCOUNTS):

@@ -8,16 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit.domain import Category, Change, Entry, EntryKind, GrantDelta, column_deltas
 from services.credit.rows import ENTRY_COLUMNS, to_entry
+from services.kit.sql import Connection, text
 
 # --- reads ---
 
 
-async def find_entry(conn: AsyncConnection, user_id: str, key: str) -> Entry | None:
+async def find_entry(conn: Connection, user_id: str, key: str) -> Entry | None:
     row = (
         await conn.execute(
             text(
@@ -33,9 +31,7 @@ async def find_entry(conn: AsyncConnection, user_id: str, key: str) -> Entry | N
     return to_entry(row, postings.get(row.id, ()))
 
 
-async def postings_of(
-    conn: AsyncConnection, entry_ids: Sequence[int]
-) -> dict[int, list[GrantDelta]]:
+async def postings_of(conn: Connection, entry_ids: Sequence[int]) -> dict[int, list[GrantDelta]]:
     """Each entry's per-grant changes (none for entries made before grants existed)."""
     if not entry_ids:
         return {}
@@ -56,7 +52,7 @@ async def postings_of(
     return found
 
 
-async def refunded_of(conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]:
+async def refunded_of(conn: Connection, charge_id: int) -> tuple[int, int, int]:
     """What earlier refunds of a charge gave back, by the category it was taken from: (allowance,
     purchased, usage). Refunds recorded before grants existed count by their own deltas."""
     row = (
@@ -85,7 +81,7 @@ async def refunded_of(conn: AsyncConnection, charge_id: int) -> tuple[int, int, 
     return int(row[0]), int(row[1]), int(row[2])
 
 
-async def left_of_charge(conn: AsyncConnection, charge_id: int) -> dict[int, int]:
+async def left_of_charge(conn: Connection, charge_id: int) -> dict[int, int]:
     """Per grant, what a charge took minus what its refunds gave back for that grant (to it, or,
     when it had closed, to the grant that received its share instead)."""
     rows = await conn.execute(
@@ -103,7 +99,7 @@ async def left_of_charge(conn: AsyncConnection, charge_id: int) -> dict[int, int
 
 
 async def list_entries(
-    conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+    conn: Connection, user_id: str, *, limit: int, before_id: int | None
 ) -> Sequence[Entry]:
     rows = (
         await conn.execute(
@@ -122,7 +118,7 @@ async def list_entries(
     return [to_entry(r, postings.get(r.id, ())) for r in rows]
 
 
-async def count_entries(conn: AsyncConnection, user_id: str, key_prefix: str) -> int:
+async def count_entries(conn: Connection, user_id: str, key_prefix: str) -> int:
     value = (
         await conn.execute(
             text(
@@ -139,7 +135,7 @@ async def count_entries(conn: AsyncConnection, user_id: str, key_prefix: str) ->
 
 
 async def post(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     user_id: str,
     kind: EntryKind,
@@ -253,7 +249,7 @@ async def post(
 
 
 async def record_refund_shares(
-    conn: AsyncConnection,
+    conn: Connection,
     charge_id: int,
     refund_id: int,
     shares: Sequence[tuple[int | None, Category, int]],

@@ -8,16 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit.domain import CloseReason, Grant, NewGrant
 from services.credit.rows import GRANT_COLUMNS, to_grant
+from services.kit.sql import Connection, text
 
 # --- reads ---
 
 
-async def open_grants(conn: AsyncConnection, user_id: str) -> list[Grant]:
+async def open_grants(conn: Connection, user_id: str) -> list[Grant]:
     """The account's open grants (the caller holds the account lock when it will change them)."""
     rows = await conn.execute(
         text(
@@ -30,7 +28,7 @@ async def open_grants(conn: AsyncConnection, user_id: str) -> list[Grant]:
 
 
 async def list_grants(
-    conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
+    conn: Connection, user_id: str, *, include_closed: bool, limit: int = 200
 ) -> list[Grant]:
     where = "" if include_closed else " AND closed_at IS NULL"
     rows = await conn.execute(
@@ -44,7 +42,7 @@ async def list_grants(
     return [to_grant(r) for r in rows]
 
 
-async def grant_by_key(conn: AsyncConnection, user_id: str, source_key: str) -> Grant | None:
+async def grant_by_key(conn: Connection, user_id: str, source_key: str) -> Grant | None:
     row = (
         await conn.execute(
             text(
@@ -57,7 +55,7 @@ async def grant_by_key(conn: AsyncConnection, user_id: str, source_key: str) -> 
     return to_grant(row) if row else None
 
 
-async def grant_by_id(conn: AsyncConnection, grant_id: int) -> Grant | None:
+async def grant_by_id(conn: Connection, grant_id: int) -> Grant | None:
     row = (
         await conn.execute(
             text(f"SELECT {GRANT_COLUMNS} FROM credit.grants WHERE id = :id"),  # noqa: S608
@@ -67,7 +65,7 @@ async def grant_by_id(conn: AsyncConnection, grant_id: int) -> Grant | None:
     return to_grant(row) if row else None
 
 
-async def grants_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]:
+async def grants_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, Grant]:
     rows = await conn.execute(
         text(f"SELECT {GRANT_COLUMNS} FROM credit.grants WHERE id = ANY (:ids)"),  # noqa: S608
         {"ids": list(ids)},
@@ -79,7 +77,7 @@ async def grants_by_id(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, G
 
 
 async def create_grant(
-    conn: AsyncConnection,
+    conn: Connection,
     user_id: str,
     new: NewGrant,
     *,
@@ -113,7 +111,7 @@ async def create_grant(
     return to_grant(row)
 
 
-async def close_grants(conn: AsyncConnection, ids: Sequence[int], reason: CloseReason) -> None:
+async def close_grants(conn: Connection, ids: Sequence[int], reason: CloseReason) -> None:
     """Close grants that hold nothing (no entry needed: nothing changes hands)."""
     await conn.execute(
         text(
@@ -124,7 +122,7 @@ async def close_grants(conn: AsyncConnection, ids: Sequence[int], reason: CloseR
     )
 
 
-async def set_clawed(conn: AsyncConnection, grant_id: int, clawed: int) -> None:
+async def set_clawed(conn: Connection, grant_id: int, clawed: int) -> None:
     await conn.execute(
         text("UPDATE credit.grants SET clawed = :clawed WHERE id = :id"),
         {"id": grant_id, "clawed": clawed},

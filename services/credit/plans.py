@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit import batch_store
 from services.credit.domain import (
     DEFAULT_PRIORITY,
@@ -22,6 +20,7 @@ from services.credit.domain import (
     add_months,
 )
 from services.credit.steps import UseCase, locked
+from services.kit.sql import Connection
 
 
 class Plans(UseCase):
@@ -56,7 +55,7 @@ class Plans(UseCase):
 
     async def _start_period(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         account: Account,
         terms: PlanTerms,
         key: str,

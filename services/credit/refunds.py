@@ -7,17 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit import entry_store, grant_store
 from services.credit.domain import Account, Category, Change, Entry, EntryKind, Grant
 from services.credit.grant_rules import refund_returns, refund_split, returned_grant, settle_owed
 from services.credit.statements import EntryStore, GrantStore
 from services.kit.errors import InvalidState
+from services.kit.sql import Connection
 
 
 async def give_back(
-    conn: AsyncConnection,
+    conn: Connection,
     account: Account,
     charged: Entry,
     amount: int,
@@ -87,7 +86,7 @@ async def give_back(
 
 
 async def _refund_sources(
-    conn: AsyncConnection,
+    conn: Connection,
     charged: Entry,
     amount: int,
     refunded: tuple[int, int],

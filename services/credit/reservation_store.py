@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from services.kit.sql import Connection, text
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Reservation:
 _COLUMNS = "entry_id, user_id, held, state, cost, charged, uncharged"
 
 
-async def of_entry(conn: AsyncConnection, entry_id: int) -> Reservation | None:
+async def of_entry(conn: Connection, entry_id: int) -> Reservation | None:
     row = (
         await conn.execute(
             text(f"SELECT {_COLUMNS} FROM credit.reservations WHERE entry_id = :id FOR UPDATE"),  # noqa: S608
@@ -35,7 +34,7 @@ async def of_entry(conn: AsyncConnection, entry_id: int) -> Reservation | None:
 
 
 async def settle(
-    conn: AsyncConnection,
+    conn: Connection,
     entry_id: int,
     *,
     cost: int,
@@ -63,7 +62,7 @@ async def settle(
     return bool(result.rowcount)
 
 
-async def release(conn: AsyncConnection, entry_id: int) -> None:
+async def release(conn: Connection, entry_id: int) -> None:
     """An open hold given back whole (a no-op for a charge that is not an open hold)."""
     await conn.execute(
         text(
@@ -74,7 +73,7 @@ async def release(conn: AsyncConnection, entry_id: int) -> None:
     )
 
 
-async def held_by(conn: AsyncConnection, user_id: str) -> int:
+async def held_by(conn: Connection, user_id: str) -> int:
     """Credits the account's open reservations hold."""
     value = (
         await conn.execute(
@@ -111,7 +110,7 @@ _VERIFY = text(
 )
 
 
-async def verify(conn: AsyncConnection) -> tuple[int, int, list[tuple[str, str, int, int]]]:
+async def verify(conn: Connection) -> tuple[int, int, list[tuple[str, str, int, int]]]:
     """(open reservations, credits they hold, problems as (user, problem, held, given back))."""
     count, held = (
         await conn.execute(

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row
-
 from services.credit.domain import (
     Account,
     Category,
@@ -19,6 +17,7 @@ from services.credit.domain import (
     GrantDelta,
     PlanTerms,
 )
+from services.kit.sql import Row
 
 ENTRY_COLUMNS = (
     "id, user_id, kind, idempotency_key, amount, allowance_delta, purchased_delta, bonus_delta, "
@@ -34,12 +33,13 @@ GRANT_COLUMNS = (
 )
 
 
-def fields_of(row: Row[Any] | Mapping[str, Any]) -> Mapping[str, Any]:
-    """A row's columns by name: a SQLAlchemy Row, or a mapping (the lean path's rows)."""
-    return row if isinstance(row, Mapping) else cast(Mapping[str, Any], row._mapping)
+def fields_of(row: Row | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A row's columns by name: a statement's row (services.kit.sql), or a mapping (the lean
+    path's rows)."""
+    return row if isinstance(row, Mapping) else cast(Mapping[str, Any], row._asdict())
 
 
-def to_entry(row: Row[Any] | Mapping[str, Any], grants: Sequence[GrantDelta] = ()) -> Entry:
+def to_entry(row: Row | Mapping[str, Any], grants: Sequence[GrantDelta] = ()) -> Entry:
     m = fields_of(row)
     return Entry(
         id=m["id"],
@@ -62,7 +62,7 @@ def to_entry(row: Row[Any] | Mapping[str, Any], grants: Sequence[GrantDelta] = (
     )
 
 
-def to_account(row: Row[Any] | Mapping[str, Any]) -> Account:
+def to_account(row: Row | Mapping[str, Any]) -> Account:
     m = fields_of(row)
     return Account(
         user_id=m["user_id"],
@@ -82,7 +82,7 @@ def to_account(row: Row[Any] | Mapping[str, Any]) -> Account:
     )
 
 
-def to_grant(row: Row[Any] | Mapping[str, Any]) -> Grant:
+def to_grant(row: Row | Mapping[str, Any]) -> Grant:
     m = fields_of(row)
     return Grant(
         id=m["id"],

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection as LeanConnection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import (
     Account,
@@ -25,22 +24,23 @@ from services.credit.domain import (
     PlanTerms,
 )
 from services.credit.reservation_store import Reservation
+from services.kit.sql import Connection
 
 
 class CreditStore(Protocol):
     """Accounts: balances, the credits read, the charge, plan terms and periods."""
 
     async def get_account(
-        self, conn: AsyncConnection, user_id: str, *, for_update: bool = False
+        self, conn: Connection, user_id: str, *, for_update: bool = False
     ) -> Account | None: ...
 
     async def credits_view(
         self, conn: LeanConnection[Any], user_id: str
     ) -> tuple[Account, list[Grant], int] | None: ...
 
-    async def live_balance(self, conn: AsyncConnection, user_id: str) -> int: ...
+    async def live_balance(self, conn: Connection, user_id: str) -> int: ...
 
-    async def balance(self, conn: AsyncConnection, user_id: str) -> int: ...
+    async def balance(self, conn: Connection, user_id: str) -> int: ...
 
     async def charge(
         self,
@@ -55,35 +55,33 @@ class CreditStore(Protocol):
         hold: bool = False,
     ) -> Entry | None: ...
 
-    async def create_account(
-        self, conn: AsyncConnection, user_id: str, terms: PlanTerms
-    ) -> bool: ...
+    async def create_account(self, conn: Connection, user_id: str, terms: PlanTerms) -> bool: ...
 
-    async def set_terms(self, conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None: ...
+    async def set_terms(self, conn: Connection, user_id: str, terms: PlanTerms) -> None: ...
 
     async def start_period(
-        self, conn: AsyncConnection, user_id: str, start: datetime, end: datetime
+        self, conn: Connection, user_id: str, start: datetime, end: datetime
     ) -> None: ...
 
 
 class EntryStore(Protocol):
     """Entries and their postings, and what a charge's refunds gave back."""
 
-    async def find_entry(self, conn: AsyncConnection, user_id: str, key: str) -> Entry | None: ...
+    async def find_entry(self, conn: Connection, user_id: str, key: str) -> Entry | None: ...
 
-    async def refunded_of(self, conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]: ...
+    async def refunded_of(self, conn: Connection, charge_id: int) -> tuple[int, int, int]: ...
 
-    async def left_of_charge(self, conn: AsyncConnection, charge_id: int) -> dict[int, int]: ...
+    async def left_of_charge(self, conn: Connection, charge_id: int) -> dict[int, int]: ...
 
     async def list_entries(
-        self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+        self, conn: Connection, user_id: str, *, limit: int, before_id: int | None
     ) -> Sequence[Entry]: ...
 
-    async def count_entries(self, conn: AsyncConnection, user_id: str, key_prefix: str) -> int: ...
+    async def count_entries(self, conn: Connection, user_id: str, key_prefix: str) -> int: ...
 
     async def post(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         user_id: str,
         kind: EntryKind,
@@ -101,7 +99,7 @@ class EntryStore(Protocol):
 
     async def record_refund_shares(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         charge_id: int,
         refund_id: int,
         shares: Sequence[tuple[int | None, Category, int]],
@@ -111,23 +109,23 @@ class EntryStore(Protocol):
 class GrantStore(Protocol):
     """Grants: reads, and the changes no entry records."""
 
-    async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]: ...
+    async def open_grants(self, conn: Connection, user_id: str) -> list[Grant]: ...
 
     async def list_grants(
-        self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
+        self, conn: Connection, user_id: str, *, include_closed: bool, limit: int = 200
     ) -> list[Grant]: ...
 
     async def grant_by_key(
-        self, conn: AsyncConnection, user_id: str, source_key: str
+        self, conn: Connection, user_id: str, source_key: str
     ) -> Grant | None: ...
 
-    async def grant_by_id(self, conn: AsyncConnection, grant_id: int) -> Grant | None: ...
+    async def grant_by_id(self, conn: Connection, grant_id: int) -> Grant | None: ...
 
-    async def grants_by_id(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]: ...
+    async def grants_by_id(self, conn: Connection, ids: Sequence[int]) -> dict[int, Grant]: ...
 
     async def create_grant(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         user_id: str,
         new: NewGrant,
         *,
@@ -136,24 +134,24 @@ class GrantStore(Protocol):
     ) -> Grant: ...
 
     async def close_grants(
-        self, conn: AsyncConnection, ids: Sequence[int], reason: CloseReason
+        self, conn: Connection, ids: Sequence[int], reason: CloseReason
     ) -> None: ...
 
-    async def set_clawed(self, conn: AsyncConnection, grant_id: int, clawed: int) -> None: ...
+    async def set_clawed(self, conn: Connection, grant_id: int, clawed: int) -> None: ...
 
 
 class HoldStore(Protocol):
     """The reservation statements: services.credit.reservation_store, or a fake."""
 
-    async def release(self, conn: AsyncConnection, entry_id: int) -> None: ...
+    async def release(self, conn: Connection, entry_id: int) -> None: ...
 
-    async def held_by(self, conn: AsyncConnection, user_id: str) -> int: ...
+    async def held_by(self, conn: Connection, user_id: str) -> int: ...
 
-    async def of_entry(self, conn: AsyncConnection, entry_id: int) -> Reservation | None: ...
+    async def of_entry(self, conn: Connection, entry_id: int) -> Reservation | None: ...
 
     async def settle(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         entry_id: int,
         *,
         cost: int,

@@ -8,14 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit import entry_store, grant_store, reservation_store, store
 from services.credit.domain import Account, Change, Entry, EntryKind, NewGrant
 from services.credit.grant_rules import settle_owed
 from services.credit.statements import CreditStore, EntryStore, GrantStore, HoldStore
 from services.kit.db import Database
 from services.kit.errors import NotFound
+from services.kit.sql import Connection
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class UseCase:
 
     async def _add_grant(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         account: Account,
         new: NewGrant,
         *,
@@ -76,7 +75,7 @@ class UseCase:
         )
 
 
-async def locked(conn: AsyncConnection, user_id: str, records: CreditStore) -> Account:
+async def locked(conn: Connection, user_id: str, records: CreditStore) -> Account:
     account = await records.get_account(conn, user_id, for_update=True)
     if account is None:
         raise NotFound("Credit account not found")

@@ -19,8 +19,6 @@ from typing import Any
 from psycopg import AsyncConnection as LeanConnection
 from psycopg import IntegrityError as LeanIntegrityError
 from psycopg.rows import dict_row
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import Account, Category, Entry, Grant, GrantDelta, PlanTerms
 from services.credit.rows import (
@@ -31,12 +29,13 @@ from services.credit.rows import (
     to_entry,
     to_grant,
 )
+from services.kit.sql import Connection, text
 
 # --- reads ---
 
 
 async def get_account(
-    conn: AsyncConnection, user_id: str, *, for_update: bool = False
+    conn: Connection, user_id: str, *, for_update: bool = False
 ) -> Account | None:
     lock = " FOR UPDATE" if for_update else ""
     row = (
@@ -89,7 +88,7 @@ async def credits_view(
     return account, grants, int(rows[0][accounts])
 
 
-async def live_balance(conn: AsyncConnection, user_id: str) -> int:
+async def live_balance(conn: Connection, user_id: str) -> int:
     """Credits a charge could spend now (open, in effect, not lapsed)."""
     value = (
         await conn.execute(
@@ -104,7 +103,7 @@ async def live_balance(conn: AsyncConnection, user_id: str) -> int:
     return int(value)
 
 
-async def balance(conn: AsyncConnection, user_id: str) -> int:
+async def balance(conn: Connection, user_id: str) -> int:
     """The account's balance columns' sum (what its open grants hold, lapsed or not)."""
     value = (
         await conn.execute(
@@ -241,7 +240,7 @@ async def charge(
 # --- accounts and plans ---
 
 
-async def create_account(conn: AsyncConnection, user_id: str, terms: PlanTerms) -> bool:
+async def create_account(conn: Connection, user_id: str, terms: PlanTerms) -> bool:
     """Concurrent first calls for one user: the loser of the insert waits for the winner's commit
     and then finds the account."""
     row = (
@@ -262,7 +261,7 @@ async def create_account(conn: AsyncConnection, user_id: str, terms: PlanTerms) 
     return row is not None
 
 
-async def set_terms(conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None:
+async def set_terms(conn: Connection, user_id: str, terms: PlanTerms) -> None:
     await conn.execute(
         text(
             """
@@ -275,7 +274,7 @@ async def set_terms(conn: AsyncConnection, user_id: str, terms: PlanTerms) -> No
     )
 
 
-async def start_period(conn: AsyncConnection, user_id: str, start: datetime, end: datetime) -> None:
+async def start_period(conn: Connection, user_id: str, start: datetime, end: datetime) -> None:
     await conn.execute(
         text(
             """

@@ -10,7 +10,6 @@ import traceback
 from collections.abc import Callable
 
 import uvloop
-from sqlalchemy.engine import make_url
 
 from services.kit import tracing
 from services.kit.logs import configure_logging
@@ -46,12 +45,9 @@ def run_service(name: ServiceName, build_spec: SpecFactory, argv: list[str] | No
     settings = startup_settings(name, check_secrets=ns.command != "migrate")
     configure_logging(name, settings.log_level, settings.log_format)
     if ns.command == "migrate-and-serve":
-        # Before the database is needed (it may still be starting): the SQLAlchemy dialect, which
-        # the migration and the serving engine both use (~70 ms of CPU to import), so the child
-        # shares it; then what the imports built moves out of the collector's reach (as serving
-        # does later, services/kit/server.py), so the child's collections skip those objects
+        # What the imports built moves out of the collector's reach (as serving does later,
+        # services/kit/server.py), so the migrating child's collections skip those objects
         # instead of walking, and copying page by page, every one of them.
-        make_url(settings.sqlalchemy_url).get_dialect()
         gc.collect()
         gc.freeze()
     if ns.command in ("migrate", "migrate-and-serve") and ns.wait_for_database > 0:
@@ -59,11 +55,11 @@ def run_service(name: ServiceName, build_spec: SpecFactory, argv: list[str] | No
     if ns.command == "migrate":
         migrate(name, settings)
     elif ns.command == "migrate-and-serve":
-        # In a child process that shares the modules already imported: alembic (~9 MiB resident)
-        # then never becomes part of the serving process, and nothing is imported twice.
+        # In a child process that shares the modules already imported: alembic and SQLAlchemy
+        # (~26 MiB resident) then never become part of the serving process.
         in_child_process(lambda: migrate(name, settings))
     if ns.command in ("serve", "migrate-and-serve"):
-        # Before the spec is built: its database engine is instrumented as it is created.
+        # Before the spec is built: its clients' interceptors are chosen as they are created.
         tracing.configure(name)
         try:
             # uvloop: its loop costs less per callback and per socket event than asyncio's

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
 from services.kit.db import SCHEMAS, Database
 from services.kit.settings import ServiceName, Settings
 from services.kit.spec import ServiceExtras
+from services.kit.sql import Connection, text
 
 if TYPE_CHECKING:
     import httpx
@@ -142,7 +141,7 @@ _COLUMNS = (
 
 
 def _event(row: Any) -> OutboxEvent:
-    m = row._mapping
+    m = row._asdict()
     return OutboxEvent(
         id=m["id"],
         event_id=m["event_id"],
@@ -160,7 +159,7 @@ def _event(row: Any) -> OutboxEvent:
 
 
 async def enqueue(
-    conn: AsyncConnection, schema: str, event_type: str, user_id: str, data: dict[str, Any]
+    conn: Connection, schema: str, event_type: str, user_id: str, data: dict[str, Any]
 ) -> str:
     """Write an event on the caller's transaction (it commits, or not, with the effect)."""
     if event_type not in EVENT_TYPES:
@@ -175,7 +174,7 @@ async def enqueue(
     return str(row.scalar_one())
 
 
-async def claim(conn: AsyncConnection, schema: str, limit: int) -> list[OutboxEvent]:
+async def claim(conn: Connection, schema: str, limit: int) -> list[OutboxEvent]:
     """Due rows, leased to the caller (one statement: taken SKIP LOCKED, next attempt moved by
     LEASE). The lease is what keeps other replicas off them until this one reports."""
     rows = await conn.execute(
@@ -199,7 +198,7 @@ async def claim(conn: AsyncConnection, schema: str, limit: int) -> list[OutboxEv
 
 
 async def report(
-    conn: AsyncConnection,
+    conn: Connection,
     schema: str,
     event: OutboxEvent,
     acknowledged: Sequence[str],
@@ -240,7 +239,7 @@ async def report(
 
 
 async def list_events(
-    conn: AsyncConnection, schema: str, *, state: str | None, user_id: str | None, limit: int
+    conn: Connection, schema: str, *, state: str | None, user_id: str | None, limit: int
 ) -> list[OutboxEvent]:
     """Newest first, for `studiox webhooks list`."""
     where = ["true"]
@@ -262,7 +261,7 @@ async def list_events(
     return [_event(r) for r in rows]
 
 
-async def retry(conn: AsyncConnection, schema: str, event_ids: Sequence[str], dead: bool) -> int:
+async def retry(conn: Connection, schema: str, event_ids: Sequence[str], dead: bool) -> int:
     """Make events due now again (dead ones come back with a fresh attempt budget). `dead`: every
     dead event; otherwise the ids given. Returns how many."""
     condition = "dead_at IS NOT NULL" if dead else "event_id = ANY(:ids)"

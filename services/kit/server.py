@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 import psycopg
 import psycopg_pool
-import sqlalchemy.exc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -37,10 +36,8 @@ log = logging.getLogger("studiox.server")
 Authenticator = Callable[[dict[str, str]], Awaitable[Identity]]
 HEALTH_PROBE_INTERVAL_SECONDS = 2.0
 SLOW_RPC_SECONDS = 1.0
-# Through SQLAlchemy or on the lean psycopg path (services.kit.db): a retry will do.
+# The database's connection failed or none was free (services.kit.db): a retry will do.
 DATABASE_UNAVAILABLE = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
     psycopg_pool.PoolTimeout,

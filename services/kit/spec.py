@@ -10,7 +10,7 @@ import grpc
 
 from services.kit.access import Access
 from services.kit.clients import ServiceChannels
-from services.kit.db import Database
+from services.kit.db import Database, JsonLoads
 from services.kit.server import Authenticator, ServiceSpec
 from services.kit.settings import ServiceName, Settings
 
@@ -26,10 +26,12 @@ def database_service(
     access: dict[str, Access] | None = None,
     authenticate: Authenticator | None = None,
     extras: Callable[[Database, ServiceChannels], ServiceExtras] | None = None,
+    json_loads: JsonLoads | None = None,
 ) -> ServiceSpec:
     """A service whose health follows its database, with channels to the services it calls; the
-    pool and the channels close on shutdown."""
-    db = Database(settings)
+    pool and the channels close on shutdown; `json_loads` reads its json and jsonb columns
+    (default: the standard library)."""
+    db = Database(settings, json_loads=json_loads)
     channels = ServiceChannels(settings)
 
     def register(server: grpc.aio.Server) -> Sequence[str]:

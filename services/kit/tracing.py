@@ -2,7 +2,7 @@
 
 Off unless an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, OTLP over gRPC): then nothing is imported, no interceptor is
-installed and no engine is instrumented, so an untraced deployment pays nothing. When on, every
+installed and no statement is recorded, so an untraced deployment pays nothing. When on, every
 service continues the W3C `traceparent` Envoy sends (server interceptor), passes it on to the
 services it calls (client interceptors) and records each SQL statement as a child span.
 
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("studiox.tracing")
 
@@ -51,7 +50,6 @@ ERROR_REASON = "error.type"
 
 _provider: TracerProvider | None = None
 _sql_provider: TracerProvider | None = None
-_engine_instrumented = False
 
 
 def environment() -> dict[str, str]:
@@ -167,24 +165,6 @@ def client_interceptors() -> Sequence[Any]:
     return list(aio_client_interceptors(tracer_provider=_provider))  # type: ignore[no-untyped-call]
 
 
-def instrument_engine(engine: AsyncEngine) -> None:
-    """Record every statement of this engine as a span (one engine per process)."""
-    global _engine_instrumented
-    if _sql_provider is None or _engine_instrumented:
-        return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-    # The instrumentation declares SQLAlchemy < 2.1 only, but the engine events it hooks
-    # (before/after_cursor_execute) are unchanged in 2.1; tests/e2e/test_tracing.py shows the spans.
-    SQLAlchemyInstrumentor().instrument(
-        engine=engine.sync_engine,
-        tracer_provider=_sql_provider,
-        enable_commenter=False,
-        skip_dep_check=True,
-    )
-    _engine_instrumented = True
-
-
 def annotate(request_id: str, request: object) -> None:
     """Tag the current call's span with what an operator searches by: the request id and the user
     (the authenticated caller, else the user an internal call names). Ids only: never a token, a
@@ -222,8 +202,9 @@ def record_error(reason: str, message: str) -> None:
 
 
 def sql_span(statement: str) -> AbstractContextManager[object]:
-    """A span for one statement run on psycopg directly (the lean path of services.kit.db), shaped
-    like the SQLAlchemy instrumentation's; nothing when tracing is off or outside a traced call."""
+    """A span for one statement (services.kit.sql, and the lean path of services.kit.db), named
+    by its command with the statement as `db.statement`, as OpenTelemetry's database
+    instrumentations shape them; nothing when tracing is off or outside a traced call."""
     if _sql_provider is None:
         return nullcontext()
     from opentelemetry.trace import SpanKind

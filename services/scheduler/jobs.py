@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.client import CreditClient, drain
 from services.kit.clients import ServiceChannels
 from services.kit.db import Database
 from services.kit.errors import DomainError
+from services.kit.sql import Connection
 from services.scheduler import store
 from services.scheduler.config import SchedulerConfig
 from services.scheduler.domain import (
@@ -129,12 +129,12 @@ class JobRunStore(Protocol):
     """The statements the runner runs: services.scheduler.store, or a fake in unit tests."""
 
     async def record_start(
-        self, conn: AsyncConnection, job: str, instance: str, trigger: str
+        self, conn: Connection, job: str, instance: str, trigger: str
     ) -> int: ...
 
     async def record_finish(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         run_id: int,
         outcome: str,
         counts: dict[str, int],

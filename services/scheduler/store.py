@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from services.kit.sql import Connection, text
 
 
-async def record_start(conn: AsyncConnection, job: str, instance: str, trigger: str) -> int:
+async def record_start(conn: Connection, job: str, instance: str, trigger: str) -> int:
     run_id = (
         await conn.execute(
             text(
@@ -23,7 +22,7 @@ async def record_start(conn: AsyncConnection, job: str, instance: str, trigger: 
 
 
 async def record_finish(
-    conn: AsyncConnection, run_id: int, outcome: str, counts: dict[str, int], error: str | None
+    conn: Connection, run_id: int, outcome: str, counts: dict[str, int], error: str | None
 ) -> None:
     await conn.execute(
         text(
@@ -38,7 +37,7 @@ async def record_finish(
     )
 
 
-async def last_success_start(conn: AsyncConnection, job: str) -> datetime | None:
+async def last_success_start(conn: Connection, job: str) -> datetime | None:
     value = (
         await conn.execute(
             text(

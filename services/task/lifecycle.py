@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection as LeanConnection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.client import CreditClient
 from services.kit.clients import ServiceChannels
@@ -35,6 +34,7 @@ from services.kit.errors import (
     Unavailable,
 )
 from services.kit.features import feature_of
+from services.kit.sql import Connection
 from services.task import metrics, store
 from services.task.domain import (
     REFUNDED_ENDINGS,
@@ -128,7 +128,7 @@ class TaskStore(Protocol):
 
     async def get(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         user_id: str | None = None,
@@ -137,7 +137,7 @@ class TaskStore(Protocol):
 
     async def move_charge(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         from_states: Sequence[ChargeState],
@@ -158,7 +158,7 @@ class TaskStore(Protocol):
 
     async def complete(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         output_data: dict[str, Any] | None,
@@ -167,11 +167,11 @@ class TaskStore(Protocol):
         uncharged: int,
     ) -> Task: ...
 
-    async def delete_reserved(self, conn: AsyncConnection, task_id: uuid.UUID) -> None: ...
+    async def delete_reserved(self, conn: Connection, task_id: uuid.UUID) -> None: ...
 
     async def set_status(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         status: Status,
@@ -180,23 +180,23 @@ class TaskStore(Protocol):
         error: str | None = None,
     ) -> Task: ...
 
-    async def requeue_expired(self, conn: AsyncConnection, max_attempts: int) -> int: ...
+    async def requeue_expired(self, conn: Connection, max_attempts: int) -> int: ...
 
-    async def fail_exhausted(self, conn: AsyncConnection, max_attempts: int) -> list[Task]: ...
+    async def fail_exhausted(self, conn: Connection, max_attempts: int) -> list[Task]: ...
 
     async def claim(
-        self, conn: AsyncConnection, *, limit: int, lease_seconds: int, worker_id: str
+        self, conn: Connection, *, limit: int, lease_seconds: int, worker_id: str
     ) -> list[Task]: ...
 
     async def heartbeat(
-        self, conn: AsyncConnection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
+        self, conn: Connection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
     ) -> datetime | None: ...
 
     async def unsettled(
-        self, conn: AsyncConnection, *, min_age_seconds: int, recheck_seconds: int, limit: int
+        self, conn: Connection, *, min_age_seconds: int, recheck_seconds: int, limit: int
     ) -> list[Task]: ...
 
-    async def give_up_reservation(self, conn: AsyncConnection, task_id: uuid.UUID) -> bool: ...
+    async def give_up_reservation(self, conn: Connection, task_id: uuid.UUID) -> bool: ...
 
 
 class TaskLifecycle:
@@ -381,7 +381,7 @@ class TaskLifecycle:
 
     async def _set_status(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task: Task,
         target: Status,
         output_data: dict[str, Any] | None,

@@ -15,11 +15,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.credit.client import CreditClient
 from services.kit.db import Database
 from services.kit.errors import DomainError, NotFound
+from services.kit.sql import Connection
 from services.task.domain import ChargeState, Task, charge_key, settle_key
 
 log = logging.getLogger("studiox.task")
@@ -28,7 +27,7 @@ log = logging.getLogger("studiox.task")
 class SettlementStore(Protocol):
     async def move_charge(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         from_states: Sequence[ChargeState],

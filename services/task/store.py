@@ -14,9 +14,8 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection as LeanConnection
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kit.sql import Connection, text
 from services.task.documents import encode_input, encode_output, encode_usage
 from services.task.domain import ChargeState, Status, Task
 
@@ -127,7 +126,7 @@ async def by_client_key(
 
 
 async def get(
-    conn: AsyncConnection,
+    conn: Connection,
     task_id: uuid.UUID,
     *,
     user_id: str | None = None,
@@ -145,7 +144,7 @@ async def get(
 
 
 async def move_charge(
-    conn: AsyncConnection,
+    conn: Connection,
     task_id: uuid.UUID,
     *,
     from_states: Sequence[ChargeState],
@@ -179,7 +178,7 @@ async def mark_charged(conn: LeanConnection[Any], task_id: uuid.UUID) -> Task | 
     return _task(row) if row else None
 
 
-async def delete_reserved(conn: AsyncConnection, task_id: uuid.UUID) -> None:
+async def delete_reserved(conn: Connection, task_id: uuid.UUID) -> None:
     await conn.execute(
         text("DELETE FROM tasks.tasks WHERE id = :id AND charge_state = 'reserved'"),
         {"id": task_id},
@@ -187,7 +186,7 @@ async def delete_reserved(conn: AsyncConnection, task_id: uuid.UUID) -> None:
 
 
 async def set_status(
-    conn: AsyncConnection,
+    conn: Connection,
     task_id: uuid.UUID,
     *,
     status: Status,
@@ -228,7 +227,7 @@ async def set_status(
 
 
 async def complete(
-    conn: AsyncConnection,
+    conn: Connection,
     task_id: uuid.UUID,
     *,
     output_data: dict[str, Any] | None,
@@ -324,7 +323,7 @@ async def list_for_user(
     return [_task(r, r[-1]) for r in await cursor.fetchall()]
 
 
-async def stats_for_user(conn: AsyncConnection, user_id: str) -> list[tuple[str, str, int]]:
+async def stats_for_user(conn: Connection, user_id: str) -> list[tuple[str, str, int]]:
     """(status, type, count) for every combination the user has."""
     rows = await conn.execute(
         text(
@@ -336,7 +335,7 @@ async def stats_for_user(conn: AsyncConnection, user_id: str) -> list[tuple[str,
     return [(r[0], r[1], int(r[2])) for r in rows]
 
 
-async def requeue_expired(conn: AsyncConnection, max_attempts: int) -> int:
+async def requeue_expired(conn: Connection, max_attempts: int) -> int:
     result = await conn.execute(
         text(
             """
@@ -350,7 +349,7 @@ async def requeue_expired(conn: AsyncConnection, max_attempts: int) -> int:
     return int(result.rowcount)
 
 
-async def fail_exhausted(conn: AsyncConnection, max_attempts: int) -> list[Task]:
+async def fail_exhausted(conn: Connection, max_attempts: int) -> list[Task]:
     rows = await conn.execute(
         text(
             f"""
@@ -368,9 +367,7 @@ async def fail_exhausted(conn: AsyncConnection, max_attempts: int) -> list[Task]
     return [_task(r) for r in rows]
 
 
-async def claim(
-    conn: AsyncConnection, *, limit: int, lease_seconds: int, worker_id: str
-) -> list[Task]:
+async def claim(conn: Connection, *, limit: int, lease_seconds: int, worker_id: str) -> list[Task]:
     rows = await conn.execute(
         text(
             f"""
@@ -395,7 +392,7 @@ async def claim(
 
 
 async def heartbeat(
-    conn: AsyncConnection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
+    conn: Connection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
 ) -> datetime | None:
     row = (
         await conn.execute(
@@ -414,7 +411,7 @@ async def heartbeat(
 
 
 async def unsettled(
-    conn: AsyncConnection, *, min_age_seconds: int, recheck_seconds: int, limit: int
+    conn: Connection, *, min_age_seconds: int, recheck_seconds: int, limit: int
 ) -> list[Task]:
     """Tasks whose settlement with the ledger is not final: reservations older than min_age,
     owed refunds, and recently released tasks (a charge may still surface for those)."""
@@ -436,7 +433,7 @@ async def unsettled(
     return [_task(r) for r in rows]
 
 
-async def give_up_reservation(conn: AsyncConnection, task_id: uuid.UUID) -> bool:
+async def give_up_reservation(conn: Connection, task_id: uuid.UUID) -> bool:
     """A reservation nobody finished: the task fails and whatever was charged is owed back."""
     result = await conn.execute(
         text(

@@ -5,7 +5,7 @@ what `build_spec` builds."""
 from __future__ import annotations
 
 from services.kit.clients import ServiceChannels
-from services.kit.db import Database
+from services.kit.db import Database, fast_json_loads
 from services.kit.outbox import delivery_extras
 from services.kit.server import ServiceSpec
 from services.kit.settings import Settings
@@ -39,4 +39,6 @@ def build_spec(settings: Settings) -> ServiceSpec:
         _servicers,
         access=ACCESS,
         extras=delivery_extras("task", settings),  # task.completed / task.failed webhooks
+        # A task's documents become protobuf Structs, whose numbers are doubles anyway.
+        json_loads=fast_json_loads,
     )

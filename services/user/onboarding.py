@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.billing.client import BillingClient
 from services.billing.domain import Plan
 from services.credit.client import AccountSummary, CreditClient
@@ -18,6 +16,7 @@ from services.kit.clients import ServiceChannels
 from services.kit.context import Identity
 from services.kit.db import Database
 from services.kit.errors import NotFound
+from services.kit.sql import Connection
 from services.user import store
 from services.user.domain import SIGNUP_PLAN, Profile, clean_email, clean_name, signup_key
 
@@ -46,13 +45,13 @@ class Member:
 class UserStore(Protocol):
     """The statements this layer runs: services.user.store, or a fake in unit tests."""
 
-    async def get(self, conn: AsyncConnection, user_id: str) -> Profile | None: ...
+    async def get(self, conn: Connection, user_id: str) -> Profile | None: ...
 
     async def create_or_get(
-        self, conn: AsyncConnection, user_id: str, email: str | None, name: str | None
+        self, conn: Connection, user_id: str, email: str | None, name: str | None
     ) -> tuple[Profile, bool]: ...
 
-    async def mark_credits_ready(self, conn: AsyncConnection, user_id: str) -> None: ...
+    async def mark_credits_ready(self, conn: Connection, user_id: str) -> None: ...
 
 
 class Onboarding:

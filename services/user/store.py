@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from services.kit.sql import Connection, Row, text
 from services.user.domain import Profile
 
 COLUMNS = "id, email, name, credits_ready, created_at"
 
 
-def _profile(row: Row[Any]) -> Profile:
-    m = row._mapping
+def _profile(row: Row) -> Profile:
+    m = row._asdict()
     return Profile(
         id=m["id"],
         email=m["email"],
@@ -23,7 +19,7 @@ def _profile(row: Row[Any]) -> Profile:
     )
 
 
-async def get(conn: AsyncConnection, user_id: str) -> Profile | None:
+async def get(conn: Connection, user_id: str) -> Profile | None:
     row = (
         await conn.execute(
             text(f"SELECT {COLUMNS} FROM users.users WHERE id = :id"), {"id": user_id}
@@ -33,7 +29,7 @@ async def get(conn: AsyncConnection, user_id: str) -> Profile | None:
 
 
 async def create_or_get(
-    conn: AsyncConnection, user_id: str, email: str | None, name: str | None
+    conn: Connection, user_id: str, email: str | None, name: str | None
 ) -> tuple[Profile, bool]:
     """Insert the profile unless it exists (then fill a missing email/name); returns it and whether
     this call created it. Concurrent calls for one id create exactly one row."""
@@ -52,10 +48,10 @@ async def create_or_get(
             {"id": user_id, "email": email, "name": name},
         )
     ).one()
-    return _profile(row), bool(row._mapping["inserted"])
+    return _profile(row), bool(row._asdict()["inserted"])
 
 
-async def mark_credits_ready(conn: AsyncConnection, user_id: str) -> None:
+async def mark_credits_ready(conn: Connection, user_id: str) -> None:
     await conn.execute(
         text("UPDATE users.users SET credits_ready = true, updated_at = now() WHERE id = :id"),
         {"id": user_id},

@@ -1,5 +1,6 @@
 """What a service process loads: never httpx's command-line client, whose click, rich and pygments
-are in the development environment only (services/__init__.py)."""
+are in the development environment only (services/__init__.py); never SQLAlchemy or alembic, which
+only the migrating child process imports (services/kit/main.py, docs/DECISIONS.md 115)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from services.kit.settings import SERVICE_NAMES
 
 DEVELOPMENT_ONLY = ("click", "rich", "pygments")
+MIGRATION_ONLY = ("sqlalchemy", "alembic", "greenlet")
 PROBE = """
 import importlib, sys
 importlib.import_module("services.{service}.wiring")
@@ -37,3 +39,12 @@ def test_httpx_still_imports_and_sends_without_its_command_line() -> None:
     with httpx.Client(transport=transport) as client:
         assert client.post("http://127.0.0.1/hook", content=b"{}").status_code == 204
     assert callable(httpx.main)
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_service_process_never_loads_the_migration_tools(service: str) -> None:
+    probe = PROBE.format(service=service, modules=MIGRATION_ONLY)
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == ""

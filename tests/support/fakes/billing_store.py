@@ -10,8 +10,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.billing.domain import (
     STATUS_ORDER,
     CreditPack,
@@ -25,6 +23,7 @@ from services.billing.domain import (
 )
 from services.billing.plan_rules import PlanPlacement, Subscription
 from services.billing.store import Placement
+from services.kit.sql import Connection
 from tests.support.fakes.journal import Journal
 
 FEATURES = ("image_analysis", "video_generation", "advanced_editing")
@@ -72,33 +71,31 @@ class FakeBillingStore:
 
     # --- catalog ---
 
-    async def list_plans(self, conn: AsyncConnection) -> list[Plan]:
+    async def list_plans(self, conn: Connection) -> list[Plan]:
         return list(self.plans)
 
-    async def get_plan(self, conn: AsyncConnection, plan_id: str) -> Plan | None:
+    async def get_plan(self, conn: Connection, plan_id: str) -> Plan | None:
         return next((p for p in self.plans if p.id == plan_id), None)
 
-    async def list_packs(self, conn: AsyncConnection) -> list[CreditPack]:
+    async def list_packs(self, conn: Connection) -> list[CreditPack]:
         return list(self.packs)
 
     # --- customers and placements ---
 
-    async def customer_id(self, conn: AsyncConnection, user_id: str) -> str | None:
+    async def customer_id(self, conn: Connection, user_id: str) -> str | None:
         found = self.customers.get(user_id)
         return found.customer_id if found else None
 
-    async def add_customer(
-        self, conn: AsyncConnection, user_id: str, stripe_customer_id: str
-    ) -> str:
+    async def add_customer(self, conn: Connection, user_id: str, stripe_customer_id: str) -> str:
         self.journal.add("billing.add_customer")
         return self.customers.setdefault(user_id, _Customer(stripe_customer_id)).customer_id
 
-    async def user_of_customer(self, conn: AsyncConnection, stripe_customer_id: str) -> str | None:
+    async def user_of_customer(self, conn: Connection, stripe_customer_id: str) -> str | None:
         return next(
             (u for u, c in self.customers.items() if c.customer_id == stripe_customer_id), None
         )
 
-    async def lock_placement(self, conn: AsyncConnection, user_id: str) -> Placement | None:
+    async def lock_placement(self, conn: Connection, user_id: str) -> Placement | None:
         found = self.customers.get(user_id)
         if found is None:
             return None
@@ -112,7 +109,7 @@ class FakeBillingStore:
         )
 
     async def record_placement(
-        self, conn: AsyncConnection, user_id: str, placement: PlanPlacement, changes: int
+        self, conn: Connection, user_id: str, placement: PlanPlacement, changes: int
     ) -> None:
         self.journal.add("billing.record_placement")
         customer = self.customers[user_id]
@@ -120,12 +117,12 @@ class FakeBillingStore:
         customer.changes, customer.paid = changes, placement.paid
         customer.subscription_id = placement.subscription_id
 
-    async def lock_plan_changes(self, conn: AsyncConnection, user_id: str) -> None:
+    async def lock_plan_changes(self, conn: Connection, user_id: str) -> None:
         return None
 
     # --- orders ---
 
-    async def start_order(self, conn: AsyncConnection, order: Order) -> Order:
+    async def start_order(self, conn: Connection, order: Order) -> Order:
         self.journal.add("billing.start_order")
         for recorded in self.orders.values():
             if recorded.request_key == order.request_key:
@@ -135,7 +132,7 @@ class FakeBillingStore:
 
     async def bind_order(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         ref: str,
         stripe_id: str,
         action: OrderAction | None = None,
@@ -145,13 +142,13 @@ class FakeBillingStore:
         if order.stripe_id in (None, stripe_id):
             self.orders[ref] = replace(order, stripe_id=stripe_id, action=action or order.action)
 
-    async def order_by_request_key(self, conn: AsyncConnection, request_key: str) -> Order | None:
+    async def order_by_request_key(self, conn: Connection, request_key: str) -> Order | None:
         return next((o for o in self.orders.values() if o.request_key == request_key), None)
 
-    async def order_by_ref(self, conn: AsyncConnection, ref: str) -> Order | None:
+    async def order_by_ref(self, conn: Connection, ref: str) -> Order | None:
         return self.orders.get(ref)
 
-    async def credit_order_of(self, conn: AsyncConnection, stripe_id: str) -> Order | None:
+    async def credit_order_of(self, conn: Connection, stripe_id: str) -> Order | None:
         return next(
             (
                 o
@@ -161,19 +158,17 @@ class FakeBillingStore:
             None,
         )
 
-    async def lock_order(self, conn: AsyncConnection, ref: str) -> None:
+    async def lock_order(self, conn: Connection, ref: str) -> None:
         return None
 
     # --- subscriptions and payments ---
 
-    async def save_subscription(
-        self, conn: AsyncConnection, user_id: str, sub: Subscription
-    ) -> None:
+    async def save_subscription(self, conn: Connection, user_id: str, sub: Subscription) -> None:
         self.subscriptions[sub.id] = (user_id, sub)
 
     async def save_payment(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         user_id: str,
         stripe_id: str,
@@ -210,12 +205,12 @@ class FakeBillingStore:
             plan_id=plan_id or found.plan_id,
         )
 
-    async def payment_of(self, conn: AsyncConnection, stripe_id: str) -> Payment | None:
+    async def payment_of(self, conn: Connection, stripe_id: str) -> Payment | None:
         return self.payments.get(stripe_id)
 
     async def record_money_back(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         stripe_id: str,
         *,
         refunded_cents: int,
@@ -230,7 +225,7 @@ class FakeBillingStore:
         )
 
     async def list_payments(
-        self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+        self, conn: Connection, user_id: str, *, limit: int, before_id: int | None
     ) -> Sequence[Payment]:
         mine = sorted(
             (p for p in self.payments.values() if p.user_id == user_id),
@@ -241,12 +236,12 @@ class FakeBillingStore:
     # --- webhook events ---
 
     async def record_event(
-        self, conn: AsyncConnection, event_id: str, kind: str, created: datetime
+        self, conn: Connection, event_id: str, kind: str, created: datetime
     ) -> bool:
         if event_id in self.events:
             return False
         self.events[event_id] = (kind, None)
         return True
 
-    async def record_outcome(self, conn: AsyncConnection, event_id: str, outcome: str) -> None:
+    async def record_outcome(self, conn: Connection, event_id: str, outcome: str) -> None:
         self.events[event_id] = (self.events[event_id][0], outcome)

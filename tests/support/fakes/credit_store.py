@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from psycopg import AsyncConnection as LeanConnection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.credit.domain import (
     Account,
@@ -31,6 +30,7 @@ from services.credit.domain import (
 )
 from services.credit.grant_rules import available, charge_takes, refusal
 from services.credit.reservation_store import Reservation
+from services.kit.sql import Connection
 from tests.support.fakes.journal import Journal
 
 
@@ -82,17 +82,17 @@ class FakeCreditStore:
     # --- reads ---
 
     async def get_account(
-        self, conn: AsyncConnection, user_id: str, *, for_update: bool = False
+        self, conn: Connection, user_id: str, *, for_update: bool = False
     ) -> Account | None:
         return self.s.accounts.get(user_id)
 
-    async def find_entry(self, conn: AsyncConnection, user_id: str, key: str) -> Entry | None:
+    async def find_entry(self, conn: Connection, user_id: str, key: str) -> Entry | None:
         return next(
             (e for e in self.entries_of(user_id) if e.idempotency_key == key),
             None,
         )
 
-    async def open_grants(self, conn: AsyncConnection, user_id: str) -> list[Grant]:
+    async def open_grants(self, conn: Connection, user_id: str) -> list[Grant]:
         return sorted((g for g in self.grants_of(user_id) if g.is_open), key=lambda g: g.id)
 
     async def credits_view(
@@ -106,23 +106,21 @@ class FakeCreditStore:
         return account, grants, held
 
     async def list_grants(
-        self, conn: AsyncConnection, user_id: str, *, include_closed: bool, limit: int = 200
+        self, conn: Connection, user_id: str, *, include_closed: bool, limit: int = 200
     ) -> list[Grant]:
         grants = [g for g in self.grants_of(user_id) if include_closed or g.is_open]
         return sorted(grants, key=lambda g: g.id)[:limit]
 
-    async def grant_by_key(
-        self, conn: AsyncConnection, user_id: str, source_key: str
-    ) -> Grant | None:
+    async def grant_by_key(self, conn: Connection, user_id: str, source_key: str) -> Grant | None:
         return next((g for g in self.grants_of(user_id) if g.source_key == source_key), None)
 
-    async def grant_by_id(self, conn: AsyncConnection, grant_id: int) -> Grant | None:
+    async def grant_by_id(self, conn: Connection, grant_id: int) -> Grant | None:
         return self.s.grants.get(grant_id)
 
-    async def grants_by_id(self, conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Grant]:
+    async def grants_by_id(self, conn: Connection, ids: Sequence[int]) -> dict[int, Grant]:
         return {i: self.s.grants[i] for i in ids if i in self.s.grants}
 
-    async def refunded_of(self, conn: AsyncConnection, charge_id: int) -> tuple[int, int, int]:
+    async def refunded_of(self, conn: Connection, charge_id: int) -> tuple[int, int, int]:
         refunds = [self.s.entries[r] for r, c in self.s.refund_of.items() if c == charge_id]
         shared = {x.refund_id for x in self.s.shares}
         allowance = sum(r.allowance_delta for r in refunds if r.id not in shared)
@@ -135,7 +133,7 @@ class FakeCreditStore:
                     purchased += share.back
         return allowance, purchased, -sum(r.usage for r in refunds)
 
-    async def left_of_charge(self, conn: AsyncConnection, charge_id: int) -> dict[int, int]:
+    async def left_of_charge(self, conn: Connection, charge_id: int) -> dict[int, int]:
         charge = self.s.entries[charge_id]
         return {
             p.grant_id: -p.delta
@@ -147,19 +145,19 @@ class FakeCreditStore:
             for p in charge.grants
         }
 
-    async def live_balance(self, conn: AsyncConnection, user_id: str) -> int:
+    async def live_balance(self, conn: Connection, user_id: str) -> int:
         return available(self.grants_of(user_id), datetime.now(UTC))
 
-    async def balance(self, conn: AsyncConnection, user_id: str) -> int:
+    async def balance(self, conn: Connection, user_id: str) -> int:
         return self.s.accounts[user_id].current_credits
 
     async def list_entries(
-        self, conn: AsyncConnection, user_id: str, *, limit: int, before_id: int | None
+        self, conn: Connection, user_id: str, *, limit: int, before_id: int | None
     ) -> Sequence[Entry]:
         entries = [e for e in self.entries_of(user_id) if before_id is None or e.id < before_id]
         return sorted(entries, key=lambda e: -e.id)[:limit]
 
-    async def count_entries(self, conn: AsyncConnection, user_id: str, key_prefix: str) -> int:
+    async def count_entries(self, conn: Connection, user_id: str, key_prefix: str) -> int:
         return sum(1 for e in self.entries_of(user_id) if e.idempotency_key.startswith(key_prefix))
 
     # --- writes ---
@@ -202,7 +200,7 @@ class FakeCreditStore:
 
     async def create_grant(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         user_id: str,
         new: NewGrant,
         *,
@@ -226,7 +224,7 @@ class FakeCreditStore:
 
     async def post(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         user_id: str,
         kind: EntryKind,
@@ -324,37 +322,35 @@ class FakeCreditStore:
 
     async def record_refund_shares(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         charge_id: int,
         refund_id: int,
         shares: Sequence[tuple[int | None, Category, int]],
     ) -> None:
         self.s.shares += [_Share(charge_id, refund_id, g, c, n) for g, c, n in shares]
 
-    async def close_grants(
-        self, conn: AsyncConnection, ids: Sequence[int], reason: CloseReason
-    ) -> None:
+    async def close_grants(self, conn: Connection, ids: Sequence[int], reason: CloseReason) -> None:
         now = datetime.now(UTC)
         for i in ids:
             grant = self.s.grants[i]
             if grant.remaining == 0 and grant.is_open:
                 self.s.grants[i] = replace(grant, closed_at=now, closed_reason=reason)
 
-    async def set_clawed(self, conn: AsyncConnection, grant_id: int, clawed: int) -> None:
+    async def set_clawed(self, conn: Connection, grant_id: int, clawed: int) -> None:
         self.s.grants[grant_id] = replace(self.s.grants[grant_id], clawed=clawed)
 
-    async def create_account(self, conn: AsyncConnection, user_id: str, terms: PlanTerms) -> bool:
+    async def create_account(self, conn: Connection, user_id: str, terms: PlanTerms) -> bool:
         if user_id in self.s.accounts:
             return False
         now = datetime.now(UTC)
         self.s.accounts[user_id] = Account(user_id, terms, 0, 0, 0, now, now)
         return True
 
-    async def set_terms(self, conn: AsyncConnection, user_id: str, terms: PlanTerms) -> None:
+    async def set_terms(self, conn: Connection, user_id: str, terms: PlanTerms) -> None:
         self.s.accounts[user_id] = replace(self.s.accounts[user_id], terms=terms)
 
     async def start_period(
-        self, conn: AsyncConnection, user_id: str, start: datetime, end: datetime
+        self, conn: Connection, user_id: str, start: datetime, end: datetime
     ) -> None:
         self.s.accounts[user_id] = replace(
             self.s.accounts[user_id],
@@ -365,12 +361,12 @@ class FakeCreditStore:
 
     # --- the reservation statements the ledger uses (services.credit.reservation_store) ---
 
-    async def release(self, conn: AsyncConnection, entry_id: int) -> None:
+    async def release(self, conn: Connection, entry_id: int) -> None:
         hold = self.s.holds.get(entry_id)
         if hold is not None:
             self.s.holds[entry_id] = (hold[0], hold[1], False)
 
-    async def of_entry(self, conn: AsyncConnection, entry_id: int) -> Reservation | None:
+    async def of_entry(self, conn: Connection, entry_id: int) -> Reservation | None:
         hold = self.s.holds.get(entry_id)
         if hold is None:
             return None
@@ -384,7 +380,7 @@ class FakeCreditStore:
 
     async def settle(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         entry_id: int,
         *,
         cost: int,
@@ -401,7 +397,7 @@ class FakeCreditStore:
         self.s.settlements[entry_id] = (cost, charged, uncharged)
         return True
 
-    async def held_by(self, conn: AsyncConnection, user_id: str) -> int:
+    async def held_by(self, conn: Connection, user_id: str) -> int:
         return sum(
             held for user, held, is_open in self.s.holds.values() if user == user_id and is_open
         )

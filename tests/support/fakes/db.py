@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
 from psycopg import AsyncConnection as LeanConnection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.db import Database
+from services.kit.sql import Connection
 
 
 class Transactional(Protocol):
@@ -56,13 +56,13 @@ class FakeDatabase(Database):
             self.open_transactions -= 1
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         async with self.atomic():
-            yield cast(AsyncConnection, FakeConnection(self))
+            yield cast(Connection, FakeConnection(self))
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        yield cast(AsyncConnection, FakeConnection(self))
+    async def autocommit(self) -> AsyncIterator[Connection]:
+        yield cast(Connection, FakeConnection(self))
 
     @asynccontextmanager
     async def lean(self) -> AsyncIterator[LeanConnection[Any]]:

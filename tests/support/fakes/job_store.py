@@ -6,8 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from services.kit.sql import Connection
 from tests.support.fakes.journal import Journal
 
 
@@ -32,16 +31,14 @@ class FakeJobRunStore:
     def restore(self, state: Any) -> None:
         self.runs = state
 
-    async def record_start(
-        self, conn: AsyncConnection, job: str, instance: str, trigger: str
-    ) -> int:
+    async def record_start(self, conn: Connection, job: str, instance: str, trigger: str) -> int:
         self.journal.add(f"job_runs.start:{job}")
         self.runs.append(JobRunRow(job, instance, trigger))
         return len(self.runs)
 
     async def record_finish(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         run_id: int,
         outcome: str,
         counts: dict[str, int],

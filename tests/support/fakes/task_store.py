@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection as LeanConnection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kit.sql import Connection
 from services.task.domain import FINISHED, ChargeState, Status, Task
 from tests.support.fakes.clock import FakeClock
 from tests.support.fakes.journal import Journal
@@ -109,7 +109,7 @@ class FakeTaskStore:
 
     async def get(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         user_id: str | None = None,
@@ -122,7 +122,7 @@ class FakeTaskStore:
 
     async def move_charge(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         from_states: Sequence[ChargeState],
@@ -164,7 +164,7 @@ class FakeTaskStore:
 
     async def complete(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         output_data: dict[str, Any] | None,
@@ -188,7 +188,7 @@ class FakeTaskStore:
             completed_at=self.clock.now(),
         )
 
-    async def delete_reserved(self, conn: AsyncConnection, task_id: uuid.UUID) -> None:
+    async def delete_reserved(self, conn: Connection, task_id: uuid.UUID) -> None:
         self.journal.add("tasks.delete_reserved")
         row = self.rows.get(task_id)
         if row is not None and row.task.charge_state is ChargeState.RESERVED:
@@ -196,7 +196,7 @@ class FakeTaskStore:
 
     async def set_status(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         task_id: uuid.UUID,
         *,
         status: Status,
@@ -225,7 +225,7 @@ class FakeTaskStore:
             and row.lease_expires_at < self.clock.now()
         )
 
-    async def requeue_expired(self, conn: AsyncConnection, max_attempts: int) -> int:
+    async def requeue_expired(self, conn: Connection, max_attempts: int) -> int:
         requeued = 0
         for row in self.rows.values():
             if self._expired(row) and row.attempts < max_attempts:
@@ -234,7 +234,7 @@ class FakeTaskStore:
                 requeued += 1
         return requeued
 
-    async def fail_exhausted(self, conn: AsyncConnection, max_attempts: int) -> list[Task]:
+    async def fail_exhausted(self, conn: Connection, max_attempts: int) -> list[Task]:
         failed = []
         for row in self.rows.values():
             if self._expired(row) and row.attempts >= max_attempts:
@@ -251,7 +251,7 @@ class FakeTaskStore:
         return failed
 
     async def claim(
-        self, conn: AsyncConnection, *, limit: int, lease_seconds: int, worker_id: str
+        self, conn: Connection, *, limit: int, lease_seconds: int, worker_id: str
     ) -> list[Task]:
         ready = sorted(
             (
@@ -269,7 +269,7 @@ class FakeTaskStore:
         return [row.task for row in ready]
 
     async def heartbeat(
-        self, conn: AsyncConnection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
+        self, conn: Connection, task_id: uuid.UUID, *, worker_id: str, lease_seconds: int
     ) -> datetime | None:
         row = self.rows.get(task_id)
         if row is None or row.task.status is not Status.PROCESSING or row.lease_owner != worker_id:
@@ -279,7 +279,7 @@ class FakeTaskStore:
         return row.lease_expires_at
 
     async def unsettled(
-        self, conn: AsyncConnection, *, min_age_seconds: int, recheck_seconds: int, limit: int
+        self, conn: Connection, *, min_age_seconds: int, recheck_seconds: int, limit: int
     ) -> list[Task]:
         now = self.clock.now()
 
@@ -296,7 +296,7 @@ class FakeTaskStore:
         found = sorted((r for r in self.rows.values() if open_(r)), key=lambda r: r.task.updated_at)
         return [row.task for row in found[:limit]]
 
-    async def give_up_reservation(self, conn: AsyncConnection, task_id: uuid.UUID) -> bool:
+    async def give_up_reservation(self, conn: Connection, task_id: uuid.UUID) -> bool:
         self.journal.add("tasks.give_up_reservation")
         row = self.rows.get(task_id)
         if row is None or row.task.charge_state is not ChargeState.RESERVED:

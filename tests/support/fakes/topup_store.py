@@ -7,9 +7,8 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from services.billing.topup_store import TopUp, TopUpSettings
+from services.kit.sql import Connection
 from tests.support.fakes.journal import Journal
 
 
@@ -27,12 +26,12 @@ class FakeTopUpStore:
         self.settings, self.top_ups, self.events = state
 
     async def get_settings(
-        self, conn: AsyncConnection, user_id: str, *, lock: bool = False
+        self, conn: Connection, user_id: str, *, lock: bool = False
     ) -> TopUpSettings | None:
         return self.settings.get(user_id)
 
     async def put_settings(
-        self, conn: AsyncConnection, user_id: str, enabled: bool, threshold: int, pack_id: str
+        self, conn: Connection, user_id: str, enabled: bool, threshold: int, pack_id: str
     ) -> TopUpSettings:
         old = self.settings.get(user_id)
         new = TopUpSettings(
@@ -48,7 +47,7 @@ class FakeTopUpStore:
         return new
 
     async def save_card(
-        self, conn: AsyncConnection, user_id: str, payment_method_id: str
+        self, conn: Connection, user_id: str, payment_method_id: str
     ) -> TopUpSettings | None:
         if user_id not in self.settings:
             return None
@@ -58,7 +57,7 @@ class FakeTopUpStore:
         return self.settings[user_id]
 
     async def record_result(
-        self, conn: AsyncConnection, user_id: str, *, failed: bool, disable_after: int, reason: str
+        self, conn: Connection, user_id: str, *, failed: bool, disable_after: int, reason: str
     ) -> TopUpSettings:
         s = self.settings[user_id]
         failures = s.failures + 1 if failed else 0
@@ -72,7 +71,7 @@ class FakeTopUpStore:
         return self.settings[user_id]
 
     async def start_top_up(
-        self, conn: AsyncConnection, crossing_id: int, user_id: str, pack_id: str
+        self, conn: Connection, crossing_id: int, user_id: str, pack_id: str
     ) -> tuple[TopUp, bool]:
         if crossing_id in self.top_ups:
             return self.top_ups[crossing_id], False
@@ -80,19 +79,19 @@ class FakeTopUpStore:
         self.top_ups[crossing_id] = top_up
         return top_up, True
 
-    async def top_ups_today(self, conn: AsyncConnection, user_id: str) -> int:
+    async def top_ups_today(self, conn: Connection, user_id: str) -> int:
         return sum(
             1
             for t in self.top_ups.values()
             if t.user_id == user_id and t.status in ("pending", "succeeded")
         )
 
-    async def bind_top_up(self, conn: AsyncConnection, crossing_id: int, order_ref: str) -> None:
+    async def bind_top_up(self, conn: Connection, crossing_id: int, order_ref: str) -> None:
         self.top_ups[crossing_id] = replace(self.top_ups[crossing_id], order_ref=order_ref)
 
     async def finish_top_up(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         crossing_id: int,
         status: str,
         stripe_id: str | None,
@@ -108,7 +107,7 @@ class FakeTopUpStore:
         return True
 
     async def enqueue_event(
-        self, conn: AsyncConnection, event_type: str, user_id: str, data: dict[str, Any]
+        self, conn: Connection, event_type: str, user_id: str, data: dict[str, Any]
     ) -> str:
         self.events.append((event_type, user_id, data))
         self.journal.add(f"event.{event_type}")

@@ -7,8 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from services.kit.sql import Connection
 from services.user.domain import Profile
 from tests.support.fakes.journal import Journal
 
@@ -24,11 +23,11 @@ class FakeUserStore:
     def restore(self, state: Any) -> None:
         self.profiles = state
 
-    async def get(self, conn: AsyncConnection, user_id: str) -> Profile | None:
+    async def get(self, conn: Connection, user_id: str) -> Profile | None:
         return self.profiles.get(user_id)
 
     async def create_or_get(
-        self, conn: AsyncConnection, user_id: str, email: str | None, name: str | None
+        self, conn: Connection, user_id: str, email: str | None, name: str | None
     ) -> tuple[Profile, bool]:
         self.journal.add("users.create_or_get")
         found = self.profiles.get(user_id)
@@ -41,6 +40,6 @@ class FakeUserStore:
         self.profiles[user_id] = filled
         return filled, False
 
-    async def mark_credits_ready(self, conn: AsyncConnection, user_id: str) -> None:
+    async def mark_credits_ready(self, conn: Connection, user_id: str) -> None:
         self.journal.add("users.mark_credits_ready")
         self.profiles[user_id] = replace(self.profiles[user_id], credits_ready=True)

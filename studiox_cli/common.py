@@ -67,5 +67,5 @@ def require_service(settings: Settings, name: ServiceName) -> None:
 
 def database_failure(exc: Exception) -> str:
     """The first line PostgreSQL said about a failed statement (e.g. a table not migrated yet)."""
-    orig = getattr(exc, "orig", None)
-    return str(orig).strip().splitlines()[0] if orig else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 def run(ns: argparse.Namespace) -> int:
     import asyncio
 
-    import sqlalchemy.exc
+    import psycopg
 
     from services.kit.clients import ServiceChannels
     from services.kit.db import Database
@@ -65,7 +65,7 @@ def run(ns: argparse.Namespace) -> int:
 
     try:
         result = asyncio.run(go())
-    except sqlalchemy.exc.DBAPIError as exc:
+    except psycopg.Error as exc:
         # e.g. the scheduler's tables do not exist yet (`studiox migrate scheduler`).
         raise CommandError(f"recording the job run failed: {database_failure(exc)}") from None
     print(

@@ -10,13 +10,13 @@ from studiox_cli.common import CommandError, database_failure, local_settings, r
 
 
 def _webhooks(ns: argparse.Namespace) -> int:
-    import sqlalchemy.exc
+    import psycopg
 
     settings = local_settings("webhooks")
     require_database(settings)
     try:
         status, lines = webhooks.run(ns, settings)
-    except sqlalchemy.exc.DBAPIError as exc:
+    except psycopg.Error as exc:
         raise CommandError(f"reading the outboxes failed: {database_failure(exc)}") from None
     print("\n".join(lines))
     return status

@@ -133,8 +133,8 @@ def fast_json_loads(data: bytes | str) -> Any:
 
 
 class _Traced:
-    """A lean connection (or one of its cursors) whose statements are spans (what SQLAlchemy's
-    instrumentation does for the engine), used only while tracing is on."""
+    """A lean connection (or one of its cursors) whose statements are spans (as services.kit.sql
+    records its own), used only while tracing is on."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn

@@ -1,7 +1,7 @@
 """Waiting for a server that is still starting: one loop for a service waiting for its database
 (services.kit.main) and the local stack making its database (devstack.postgres). Standard library
 only: devstack.postgres, which the local stack's `postgres` process runs, imports nothing heavier
-(kit.main, the other caller, brings uvloop and SQLAlchemy)."""
+(kit.main, the other caller, brings uvloop, grpc and psycopg)."""
 
 from __future__ import annotations
 

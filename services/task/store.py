@@ -1,8 +1,8 @@
 """Task tables and queries (schema `tasks`).
 
 The statements of a create (insert_reserved, mark_charged) and of a list page run on the lean
-psycopg path (services.kit.db: a `LeanConnection`, `%(name)s` parameters, prepared once per
-connection); the rest on SQLAlchemy connections."""
+psycopg path (services.kit.db: a `LeanConnection`, `%(name)s` parameters, binary results); the
+rest through services.kit.sql (`text()` with `:name` parameters)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ _CHARGE_STATES = {s.value: s for s in ChargeState}
 
 
 def _task(row: Sequence[Any], encoded_documents: bytes | None = None) -> Task:
-    """A row of COLUMNS, in that order (a SQLAlchemy Row or a psycopg tuple)."""
+    """A row of COLUMNS, in that order (a named row of services.kit.sql or a psycopg tuple)."""
     (
         task_id,
         seq,

@@ -104,6 +104,25 @@ def test_jobs_say_in_one_line_that_the_service_they_call_does_not_answer(
     assert line.startswith("studiox jobs: the credit service at 127.0.0.1:1 does not answer")
 
 
+async def test_jobs_say_in_one_line_what_postgres_refused(
+    cluster: Cluster, fresh_database: str
+) -> None:
+    # The credit service answers (in this process: the CLI runs in a thread meanwhile), but this
+    # database has no scheduler tables to record the run in.
+    result = await asyncio.to_thread(
+        _cli,
+        "jobs",
+        "run",
+        "credit-reset",
+        DATABASE_URL=fresh_database,
+        CREDIT_SERVICE_ADDR=cluster.settings.credit_service_addr,
+        INTERNAL_SERVICE_TOKEN=INTERNAL_TOKEN,
+    )
+    line = _one_line(result)
+    assert line.startswith("studiox jobs: recording the job run failed: relation ")
+    assert "does not exist" in line
+
+
 def test_without_database_url_commands_look_where_make_run_puts_postgres(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     port = free_port()

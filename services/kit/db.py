@@ -66,11 +66,13 @@ class Database:
             configure=self._configure,
             timeout=CHECKOUT_SECONDS,
             # A pooled connection is not pinged per checkout (a round trip on every request):
-            # after a database restart the first failing statement's connection is discarded.
+            # a statement that finds its connection broken discards it and has the idle ones
+            # checked (_check_idle).
             open=False,
         )
         self._pool_open = False
         self._opening = asyncio.Lock()
+        self._checking: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -96,7 +98,18 @@ class Database:
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         pool = self._pool if self._pool_open else await self._open_pool()
         async with pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                if conn.broken:
+                    self._check_idle()
+                raise
+
+    def _check_idle(self) -> None:
+        """A server restart breaks every pooled connection at once: the idle ones are checked
+        (and the broken replaced) in the background now, instead of failing one request each."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self._pool.check())
 
     async def _open_pool(self) -> AsyncConnectionPool:
         async with self._opening:
@@ -115,6 +128,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         if self._pool_open:
             await self._pool.close()
 

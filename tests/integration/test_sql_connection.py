@@ -4,6 +4,7 @@ and without parameters, a savepoint that rolls back alone, and a transaction tha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -73,3 +74,31 @@ async def _insert_then_fail(db: Database) -> None:
     async with db.transaction() as conn:
         await conn.execute(text("INSERT INTO public.kv VALUES ('w', 1)"))
         raise RuntimeError("the unit of work fails after its first statement")
+
+
+async def test_after_a_server_restart_one_failure_replaces_every_broken_connection(
+    fresh_database: str,
+) -> None:
+    db = Database(make_settings(fresh_database), pool_size=3)  # up to 6 connections
+    try:
+        # Six connections open and back in the pool, idle.
+        await asyncio.gather(*(_sleep_on_a_connection(db) for _ in range(6)))
+        async with await psycopg.AsyncConnection.connect(fresh_database, autocommit=True) as admin:
+            # What a restart does to every connection the pool holds.
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            await _sleep_on_a_connection(db)
+        await asyncio.sleep(0.5)  # the check of the idle connections
+        # Every later statement finds a working connection: none of the other five fails.
+        for _ in range(12):
+            await _sleep_on_a_connection(db, seconds=0)
+    finally:
+        await db.close()
+
+
+async def _sleep_on_a_connection(db: Database, seconds: float = 0.05) -> None:
+    async with db.autocommit() as conn:
+        await conn.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})

@@ -22,14 +22,18 @@ print(",".join(sorted({{name.split(".")[0] for name in sys.modules}} & set({modu
 """
 
 
-@pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_a_service_process_never_loads_the_http_clients_command_line(service: str) -> None:
-    # A fresh interpreter: this one has imported the test tools.
-    probe = PROBE.format(service=service, modules=DEVELOPMENT_ONLY)
-    loaded = subprocess.run(
+def loaded_by(service: str, packages: tuple[str, ...]) -> str:
+    """Which of `packages` a service process has loaded, comma-separated, in a fresh interpreter
+    (this one has imported the test tools)."""
+    probe = PROBE.format(service=service, modules=packages)
+    return subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
-    assert loaded == ""
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_a_service_process_never_loads_the_http_clients_command_line(service: str) -> None:
+    assert loaded_by(service, DEVELOPMENT_ONLY) == ""
 
 
 def test_httpx_still_imports_and_sends_without_its_command_line() -> None:
@@ -43,8 +47,4 @@ def test_httpx_still_imports_and_sends_without_its_command_line() -> None:
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_a_service_process_never_loads_the_migration_tools(service: str) -> None:
-    probe = PROBE.format(service=service, modules=MIGRATION_ONLY)
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.strip()
-    assert loaded == ""
+    assert loaded_by(service, MIGRATION_ONLY) == ""

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import grpc
 
 from services.credit.admin_rules import admin_grant
-from services.credit.api import credits_to_proto, entry_to_proto, grant_to_proto
 from services.credit.grants import Grants
 from services.credit.ledger import Ledger
+from services.credit.messages import credits_to_proto, entry_to_proto, grant_to_proto
 from services.kit.context import current_identity
 from services.kit.errors import InvalidInput, NotFound
 from services.kit.proto_time import from_timestamp

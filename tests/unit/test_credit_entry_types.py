@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.credit.api import entry_to_proto, entry_type
 from services.credit.domain import Entry, EntryKind
+from services.credit.messages import entry_to_proto, entry_type
 
 
 def entry(kind: EntryKind, key: str, allowance: int = 0, purchased: int = 0) -> Entry:

@@ -92,14 +92,18 @@ class Database:
         """A pooled psycopg connection in autocommit mode, for psycopg's own API (binary
         results, `%s` placeholders) on the hottest statements."""
         async with self._connection() as conn:
-            yield cast(psycopg.AsyncConnection[Any], _Traced(conn)) if tracing.active() else conn
+            yield conn
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; while tracing is on, one whose every statement is a span, for
+        all three ways in (services.kit.sql's statements and the lean path's alike)."""
         pool = self._pool if self._pool_open else await self._open_pool()
         async with pool.connection() as conn:
             try:
-                yield conn
+                yield (
+                    cast(psycopg.AsyncConnection[Any], _Traced(conn)) if tracing.active() else conn
+                )
             except psycopg.OperationalError:
                 if conn.broken:
                     self._check_idle()
@@ -148,15 +152,16 @@ def fast_json_loads(data: bytes | str) -> Any:
 
 
 class _Traced:
-    """A lean connection (or one of its cursors) whose statements are spans (as services.kit.sql
-    records its own), used only while tracing is on."""
+    """A connection (or one of its cursors) whose statements are spans, used only while tracing
+    is on; everything else, and every argument of `execute` (`binary=True` of a list page),
+    passes through."""
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    async def execute(self, statement: str, params: Params | None = None) -> Any:
+    async def execute(self, statement: str, params: Params | None = None, **options: Any) -> Any:
         with tracing.sql_span(statement):
-            return await self._conn.execute(statement, params)
+            return await self._conn.execute(statement, params, **options)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return _Traced(self._conn.cursor(*args, **kwargs))

@@ -20,8 +20,6 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg.rows import RowMaker
 
-from services.kit import tracing
-
 # A row: a named tuple whose fields are the statement's column names (`row.user_id`, `row[0]`,
 # `row._asdict()`); its class is made per statement's columns, so it has no static type.
 Row: TypeAlias = Any
@@ -126,12 +124,7 @@ class Connection:
     ) -> Result:
         cursor = self.raw.cursor(row_factory=_named_rows)
         # Never None: psycopg sends a statement without parameters verbatim, `%%` included.
-        values = _NONE if params is None else params
-        if tracing.active():
-            with tracing.sql_span(statement.sql):
-                await cursor.execute(statement.sql, values)
-        else:
-            await cursor.execute(statement.sql, values)
+        await cursor.execute(statement.sql, _NONE if params is None else params)
         rows = await cursor.fetchall() if cursor.description is not None else []
         return Result(rows, cursor.rowcount)
 

@@ -202,7 +202,7 @@ def record_error(reason: str, message: str) -> None:
 
 
 def sql_span(statement: str) -> AbstractContextManager[object]:
-    """A span for one statement (services.kit.sql, and the lean path of services.kit.db), named
+    """A span for one statement (every statement through services.kit.db's connections), named
     by its command with the statement as `db.statement`, as OpenTelemetry's database
     instrumentations shape them; nothing when tracing is off or outside a traced call."""
     if _sql_provider is None:

@@ -19,6 +19,8 @@ from tests.support.tokens import DEFAULT_KEY, new_user_id
 GATEWAY = "studiox-gateway"
 CREATE_TASK = "/studiox.task.v1.TaskService/CreateTask"
 CHARGE = "/studiox.credit.v1.CreditInternalService/Charge"
+LIST_TASKS = "/studiox.task.v1.TaskService/ListTasks"
+GET_TASK = "/studiox.task.v1.TaskService/GetTask"
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 
 
@@ -178,3 +180,29 @@ def test_a_refused_charge_marks_the_credit_span(receiver: OtlpReceiver, http: ht
     task = _one(spans, "studiox-task", CREATE_TASK, SERVER)
     assert task.attributes["error.type"] == "INSUFFICIENT_CREDITS"
     assert str(edge.attributes.get("http.status_code")) == "402"
+
+
+def test_reads_are_traced_with_their_statements(receiver: OtlpReceiver, http: httpx.Client) -> None:
+    # A list page (psycopg's own API, binary results) and a single task (a `text()` statement):
+    # both answer while traced, each with its statements under its own server span.
+    _, headers = _user(http)
+    created = _create(http, headers, f"made-{uuid.uuid4().hex}")
+    assert created.status_code == 201
+    task_id = created.json()["task"]["id"]
+    for path, method in (("/api/tasks?limit=5", LIST_TASKS), (f"/api/tasks/{task_id}", GET_TASK)):
+        request_id = f"trace-{uuid.uuid4().hex}"
+        response = http.get(path, headers={**headers, "x-request-id": request_id})
+        assert response.status_code == 200, response.text
+        edge = _edge_span(receiver, request_id)
+
+        def with_statements(
+            spans: list[Span], trace_id: str = edge.trace_id, method: str = method
+        ) -> bool:
+            mine = [s for s in spans if s.trace_id == trace_id]
+            return any(s.is_sql for s in mine) and any(s.name == method for s in mine)
+
+        receiver.wait_for(with_statements)
+        spans = receiver.trace(edge.trace_id)
+        server = _one(spans, "studiox-task", method, SERVER)
+        assert [s for s in spans if s.is_sql]
+        assert all(s.parent_id == server.span_id for s in spans if s.is_sql)

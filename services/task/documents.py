@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from studiox.task.v1 import task_pb2
 
 
@@ -26,16 +28,16 @@ def set_documents(
     output_data: Mapping[str, Any] | None,
     usage: Mapping[str, float] | None,
 ) -> None:
-    _set_input(message, input_data)
+    _set_struct(message.input_data, input_data)
     if output_data is not None:
-        _set_output(message, output_data)
+        _set_struct(message.output_data, output_data)
     if usage:
         message.usage.update(usage)
 
 
 def encode_input(input_data: Mapping[str, Any]) -> bytes:
     message = task_pb2.Task()
-    _set_input(message, as_stored(input_data))
+    _set_struct(message.input_data, as_stored(input_data))
     return message.SerializeToString()
 
 
@@ -44,7 +46,7 @@ def encode_output(output_data: Mapping[str, Any] | None) -> bytes | None:
     if output_data is None:
         return None
     message = task_pb2.Task()
-    _set_output(message, as_stored(output_data))
+    _set_struct(message.output_data, as_stored(output_data))
     return message.SerializeToString()
 
 
@@ -55,14 +57,9 @@ def encode_usage(usage: Mapping[str, float]) -> bytes:
     return message.SerializeToString()
 
 
-def _set_input(message: task_pb2.Task, input_data: Mapping[str, Any]) -> None:
-    message.input_data.SetInParent()  # present even when empty: `{}`, not absent
-    message.input_data.update(input_data)
-
-
-def _set_output(message: task_pb2.Task, output_data: Mapping[str, Any]) -> None:
-    message.output_data.SetInParent()  # present even when empty: `{}`, not absent
-    message.output_data.update(output_data)
+def _set_struct(field: struct_pb2.Struct, document: Mapping[str, Any]) -> None:
+    field.SetInParent()  # present even when empty: `{}`, not absent
+    field.update(document)
 
 
 def as_stored(value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Exactly-once charging rests on the order of writes: the task row is committed first (charge state
 `reserved`), then the ledger is charged with the task id as idempotency key, then the task is marked
-`charged`. A crash between any two steps leaves a reservation that the repair job settles by
+`charged` (concurrent creates share that last statement; each replies after it has committed). A crash between any two steps leaves a reservation that the repair job settles by
 giving the task up and refunding whatever the ledger holds under that key. Refunds go the same
 way: the task records that a refund is owed (`refunding`) before the ledger is asked, so a crash
 leaves an owed refund that repair pays. Both ledger calls are idempotent by key, so retries and
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from psycopg import AsyncConnection as LeanConnection
 
 from services.credit.client import CreditClient
+from services.kit.batching import Batcher
 from services.kit.clients import ServiceChannels
 from services.kit.context import Identity
 from services.kit.db import Database
@@ -144,7 +145,9 @@ class TaskStore(Protocol):
         to_state: ChargeState,
     ) -> bool: ...
 
-    async def mark_charged(self, conn: LeanConnection[Any], task_id: uuid.UUID) -> Task | None: ...
+    async def mark_charged(
+        self, conn: LeanConnection[Any], task_ids: Sequence[uuid.UUID]
+    ) -> list[Task]: ...
 
     async def list_for_user(
         self,
@@ -204,6 +207,8 @@ class TaskLifecycle:
         self._db = db
         self._store = tasks
         self._credit = CreditClient(channels, timeout=LEDGER_TIMEOUT_SECONDS)
+        # Concurrent creates mark their tasks charged in one statement (services.kit.batching).
+        self._marks: Batcher[uuid.UUID, Task] = Batcher(self._mark_charged)
 
     # --- creation -------------------------------------------------------------------------
 
@@ -262,14 +267,17 @@ class TaskLifecycle:
         except DomainError as error:
             log.warning("charge of task %s unconfirmed: %s", task.id, error.kind.value)
             raise Unavailable("Credits are temporarily unavailable; please retry") from error
-        async with self._db.lean() as conn:
-            charged = await self._store.mark_charged(conn, task.id)
+        charged = await self._marks.submit(task.id)
         current = charged or await self._reload(task.id)
         if current.charge_state is not ChargeState.CHARGED:
             # Repair gave this reservation up while we were charging: pay the charge back.
             await self._settle_refund(current)
             raise Unavailable("Task creation was interrupted; no credits were kept")
         return Created(current, task.credits_cost, posted.remaining_credits)
+
+    async def _mark_charged(self, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, Task]:
+        async with self._db.lean() as conn:
+            return {task.id: task for task in await self._store.mark_charged(conn, task_ids)}
 
     async def quote(self, identity: Identity, task_type: str) -> Quoted:
         """The price creation would charge and whether the ledger would take it now: the same cost

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import grpc
 import pytest
 
+from services.kit.db import Database
 from services.kit.errors import reason_of
+from services.task import store
+from services.task.domain import ChargeState
 from studiox.credit.v1 import credit_pb2
 from studiox.task.v1 import task_pb2
 from tests.support.cluster import Cluster, internal_metadata
@@ -242,3 +246,36 @@ async def test_list_stats_and_pagination(cluster: Cluster, credit: CreditClient)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await tasks.stub.ListTasks(bad, metadata=tasks.md)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_one_statement_marks_many_reservations_charged(cluster: Cluster) -> None:
+    """store.mark_charged, as concurrent creates share it: every listed reservation is marked,
+    a repeated id once, and a reservation repair gave up meanwhile is left as it is."""
+    db = Database(cluster.settings, pool_size=1)
+    ids = [uuid.uuid4() for _ in range(3)]
+    try:
+        async with db.lean() as conn:
+            for n, task_id in enumerate(ids):
+                await store.insert_reserved(
+                    conn,
+                    task_id=task_id,
+                    user_id="user_marks",
+                    task_type="image_analysis",
+                    canonical_input=f'{{"n": {n}}}',
+                    cost=5,
+                    client_key=None,
+                    request_hash=f"hash-{n}",
+                )
+        async with db.transaction() as conn:
+            assert await store.give_up_reservation(conn, ids[2])
+        async with db.lean() as conn:
+            marked = await store.mark_charged(conn, [ids[0], ids[1], ids[0], ids[2]])
+            again = await store.mark_charged(conn, ids)
+    finally:
+        await db.close()
+
+    assert sorted(t.id for t in marked) == sorted(ids[:2])
+    assert all(t.charge_state is ChargeState.CHARGED for t in marked)
+    assert again == []
+    states = dict(cluster.sql("SELECT id, charge_state FROM tasks.tasks WHERE id = ANY(%s)", ids))
+    assert states == {ids[0]: "charged", ids[1]: "charged", ids[2]: "refunding"}

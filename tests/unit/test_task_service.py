@@ -4,6 +4,7 @@ recorded as owed before the ledger is asked, and repair settles whatever an inte
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 
@@ -174,6 +175,25 @@ async def test_a_charge_landing_after_repair_gave_up_is_paid_back(world: World) 
     world.credit.on_call = None
     assert world.tasks.only().charge_state is ChargeState.REFUNDED
     assert world.balance() == 10
+
+
+async def test_concurrent_creates_share_the_statement_that_marks_them_charged(
+    world: World,
+) -> None:
+    world.credit.open_account(BOB.user_id, allowance=100)
+
+    created = await asyncio.gather(
+        *(world.lifecycle.create(BOB, "video_generation", {"n": n}, None) for n in range(12))
+    )
+
+    assert all(c.task.charge_state is ChargeState.CHARGED for c in created)
+    assert len({c.task.id for c in created}) == 12
+    assert all(
+        world.tasks.rows[c.task.id].task.charge_state is ChargeState.CHARGED for c in created
+    )
+    assert len(world.credit.requests("Charge")) == 12
+    assert world.journal.count("tasks.mark_charged") < 12
+    assert world.credit.balance(BOB.user_id) == 100 - 12 * 5
 
 
 async def test_a_replayed_idempotency_key_returns_the_task_and_charges_once(world: World) -> None:

@@ -3,6 +3,7 @@ charged or given up only while it is still a reservation, leases expire by the c
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import uuid
@@ -155,12 +156,17 @@ class FakeTaskStore:
         ]
         return sorted(found, key=lambda t: t.seq, reverse=True)[:limit]
 
-    async def mark_charged(self, conn: LeanConnection[Any], task_id: uuid.UUID) -> Task | None:
+    async def mark_charged(
+        self, conn: LeanConnection[Any], task_ids: Sequence[uuid.UUID]
+    ) -> list[Task]:
         self.journal.add("tasks.mark_charged")
-        row = self.rows.get(task_id)
-        if row is None or row.task.charge_state is not ChargeState.RESERVED:
-            return None
-        return self._update(row, charge_state=ChargeState.CHARGED)
+        await asyncio.sleep(0)  # a statement's round trip: other calls run meanwhile
+        marked = []
+        for task_id in dict.fromkeys(task_ids):
+            row = self.rows.get(task_id)
+            if row is not None and row.task.charge_state is ChargeState.RESERVED:
+                marked.append(self._update(row, charge_state=ChargeState.CHARGED))
+        return marked
 
     async def complete(
         self,

@@ -1,0 +1,80 @@
+"""Group commit: concurrent calls for one kind of write share a statement.
+
+A caller submits a key and waits for its result. When nothing is being written, the key is
+written at once, alone (no added latency at low load); while a write is in flight, keys arriving
+meanwhile wait and go together in the next one. So the batch grows with the load and with the
+database's round-trip time, and each caller still gets its answer only after the write that
+carries its key has committed: what the caller does next is the same as with a statement of its
+own. At most one write is in flight per batcher, which also bounds the connections it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from itertools import islice
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Batcher(Generic[K, V]):
+    """`write(keys)` performs one batch and returns the result of each key it found; a key it
+    leaves out gets None. An error fails every caller of that batch only; the next batch is
+    written as usual."""
+
+    def __init__(
+        self, write: Callable[[list[K]], Awaitable[Mapping[K, V]]], *, max_batch: int = 200
+    ) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        # Per key, every caller waiting for it (one task can be submitted twice concurrently,
+        # e.g. a create retried under the same idempotency key).
+        self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, key: K) -> V | None:
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: dict[K, list[asyncio.Future[V | None]]] = {}
+        try:
+            while self._waiting:
+                keys = list(islice(self._waiting, self._max_batch))
+                batch = {key: self._waiting.pop(key) for key in keys}
+                try:
+                    results = await self._write(keys)
+                except Exception as error:
+                    _settle(batch, error=error)
+                else:
+                    _settle(batch, results=results)
+                batch = {}
+        finally:
+            # Cancelled (the loop is shutting down): nobody is left waiting forever.
+            for futures in (*batch.values(), *self._waiting.values()):
+                for future in futures:
+                    future.cancel()
+            self._waiting.clear()
+            self._writer = None
+
+
+def _settle(
+    batch: Mapping[K, list[asyncio.Future[V | None]]],
+    *,
+    results: Mapping[K, V] | None = None,
+    error: Exception | None = None,
+) -> None:
+    for key, futures in batch.items():
+        for future in futures:
+            if future.done():  # its caller was cancelled
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert results is not None
+                future.set_result(results.get(key))

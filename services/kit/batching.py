@@ -20,9 +20,10 @@ V = TypeVar("V")
 
 
 class Batcher(Generic[K, V]):
-    """`write(keys)` performs one batch and returns the result of each key it found; a key it
-    leaves out gets None. An error fails every caller of that batch only; the next batch is
-    written as usual."""
+    """`write(keys)` performs one batch as one statement (all or nothing) and returns the
+    result of each key it found; a key it leaves out gets None. When a batch of several fails,
+    each of its keys is written again alone, so an error fails only the callers of the key whose
+    own write fails; the next batch is written as usual."""
 
     def __init__(
         self, write: Callable[[list[K]], Awaitable[Mapping[K, V]]], *, max_batch: int = 200
@@ -50,7 +51,10 @@ class Batcher(Generic[K, V]):
                 try:
                     results = await self._write(keys)
                 except Exception as error:
-                    _settle(batch, error=error)
+                    if len(keys) == 1:
+                        _settle(batch, error=error)
+                    else:
+                        await self._write_alone(batch)
                 else:
                     _settle(batch, results=results)
                 batch = {}
@@ -61,6 +65,18 @@ class Batcher(Generic[K, V]):
                     future.cancel()
             self._waiting.clear()
             self._writer = None
+
+    async def _write_alone(self, batch: Mapping[K, list[asyncio.Future[V | None]]]) -> None:
+        # One key's row can fail the whole statement (a value the database refuses): each key is
+        # written again on its own, so an error reaches only the callers of the key that caused
+        # it. The failed statement changed nothing, so writing a key again is safe.
+        for key, futures in batch.items():
+            try:
+                results = await self._write([key])
+            except Exception as error:
+                _settle({key: futures}, error=error)
+            else:
+                _settle({key: futures}, results=results)
 
 
 def _settle(

@@ -58,6 +58,19 @@ REFUNDED_ENDINGS = frozenset({Status.FAILED, Status.CANCELLED})
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A task as its create reserves it: the row written before the ledger is charged."""
+
+    task_id: uuid.UUID
+    user_id: str
+    task_type: str
+    canonical_input: str
+    cost: int
+    client_key: str | None
+    request_hash: str
+
+
+@dataclass(frozen=True)
 class Task:
     id: uuid.UUID
     seq: int

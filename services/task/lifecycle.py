@@ -2,7 +2,8 @@
 
 Exactly-once charging rests on the order of writes: the task row is committed first (charge state
 `reserved`), then the ledger is charged with the task id as idempotency key, then the task is marked
-`charged` (concurrent creates share that last statement; each replies after it has committed). A crash between any two steps leaves a reservation that the repair job settles by
+`charged` (concurrent creates share the first and last statements, services.kit.batching; each
+goes on only after the statement carrying its row has committed). A crash between any two steps leaves a reservation that the repair job settles by
 giving the task up and refunding whatever the ledger holds under that key. Refunds go the same
 way: the task records that a refund is owed (`refunding`) before the ledger is asked, so a crash
 leaves an owed refund that repair pays. Both ledger calls are idempotent by key, so retries and
@@ -40,6 +41,7 @@ from services.task import metrics, store
 from services.task.domain import (
     REFUNDED_ENDINGS,
     ChargeState,
+    Reservation,
     Status,
     Task,
     charge_key,
@@ -111,17 +113,8 @@ class TaskStore(Protocol):
     """The statements this layer runs: services.task.store, or a fake in unit tests."""
 
     async def insert_reserved(
-        self,
-        conn: LeanConnection[Any],
-        *,
-        task_id: uuid.UUID,
-        user_id: str,
-        task_type: str,
-        canonical_input: str,
-        cost: int,
-        client_key: str | None,
-        request_hash: str,
-    ) -> Task | None: ...
+        self, conn: LeanConnection[Any], reservations: Sequence[Reservation]
+    ) -> list[Task]: ...
 
     async def by_client_key(
         self, conn: LeanConnection[Any], user_id: str, key: str
@@ -207,7 +200,9 @@ class TaskLifecycle:
         self._db = db
         self._store = tasks
         self._credit = CreditClient(channels, timeout=LEDGER_TIMEOUT_SECONDS)
-        # Concurrent creates mark their tasks charged in one statement (services.kit.batching).
+        # Concurrent creates write their reservations, and mark their tasks charged, in one
+        # statement each (services.kit.batching).
+        self._reservations: Batcher[Reservation, Task] = Batcher(self._insert_reserved)
         self._marks: Batcher[uuid.UUID, Task] = Batcher(self._mark_charged)
 
     # --- creation -------------------------------------------------------------------------
@@ -226,9 +221,8 @@ class TaskLifecycle:
         fingerprint = request_hash(task_type, canonical)
         # Each statement below is its own transaction: the reservation must be committed before
         # the ledger is charged.
-        async with self._db.lean() as conn:
-            task = await self._store.insert_reserved(
-                conn,
+        task = await self._reservations.submit(
+            Reservation(
                 task_id=uuid.uuid4(),
                 user_id=identity.user_id,
                 task_type=task_type,
@@ -237,14 +231,16 @@ class TaskLifecycle:
                 client_key=key,
                 request_hash=fingerprint,
             )
-            if task is None:
-                assert key is not None
+        )
+        if task is None:
+            assert key is not None
+            async with self._db.lean() as conn:
                 found = await self._store.by_client_key(conn, identity.user_id, key)
-                if found is None:  # the reservation it collided with was refused meanwhile
-                    raise Unavailable("Please retry the request")
-                task, earlier_fingerprint = found
-                if earlier_fingerprint != fingerprint:
-                    raise InvalidInput("Idempotency-Key was already used for a different task")
+            if found is None:  # the reservation it collided with was refused meanwhile
+                raise Unavailable("Please retry the request")
+            task, earlier_fingerprint = found
+            if earlier_fingerprint != fingerprint:
+                raise InvalidInput("Idempotency-Key was already used for a different task")
         if task.charge_state is not ChargeState.RESERVED:
             return Created(task, cost, await self._balance(identity.user_id))
         return await self._charge_reserved(task)
@@ -274,6 +270,12 @@ class TaskLifecycle:
             await self._settle_refund(current)
             raise Unavailable("Task creation was interrupted; no credits were kept")
         return Created(current, task.credits_cost, posted.remaining_credits)
+
+    async def _insert_reserved(self, reservations: list[Reservation]) -> dict[Reservation, Task]:
+        async with self._db.lean() as conn:
+            written = {t.id: t for t in await self._store.insert_reserved(conn, reservations)}
+        # A reservation left out collided with an earlier one under its client key.
+        return {r: written[r.task_id] for r in reservations if r.task_id in written}
 
     async def _mark_charged(self, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, Task]:
         async with self._db.lean() as conn:

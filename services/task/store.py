@@ -1,6 +1,7 @@
 """Task tables and queries (schema `tasks`).
 
-The statements of a create (insert_reserved, mark_charged) and of a list page run on the lean
+The statements of a create (insert_reserved, mark_charged: each written for several creates at
+once, services.kit.batching) and of a list page run on the lean
 psycopg path (services.kit.db: a `LeanConnection`, `%(name)s` parameters, binary results); the
 rest through services.kit.sql (`text()` with `:name` parameters)."""
 
@@ -17,7 +18,7 @@ from psycopg import AsyncConnection as LeanConnection
 
 from services.kit.sql import Connection, text
 from services.task.documents import encode_input, encode_output, encode_usage
-from services.task.domain import ChargeState, Status, Task
+from services.task.domain import ChargeState, Reservation, Status, Task
 
 COLUMNS = (
     "id, seq, user_id, type, status, input_data, output_data, error, credits_cost, charge_state, "
@@ -74,41 +75,36 @@ def _task(row: Sequence[Any], encoded_documents: bytes | None = None) -> Task:
 _INSERT_RESERVED = f"""
     INSERT INTO tasks.tasks (id, user_id, type, status, input_data, input_pb, credits_cost,
                              credits_reserved, charge_state, idempotency_key, request_hash)
-    VALUES (%(id)s, %(uid)s, %(type)s, 'pending', %(input)s::jsonb, %(input_pb)s, %(cost)s,
-            %(cost)s, 'reserved', %(key)s, %(hash)s)
+    SELECT r.id, r.uid, r.type, 'pending', r.input::jsonb, r.input_pb, r.cost, r.cost,
+           'reserved', r.key, r.hash
+    FROM unnest(%(ids)s::uuid[], %(uids)s::text[], %(types)s::text[], %(inputs)s::text[],
+                %(input_pbs)s::bytea[], %(costs)s::integer[], %(keys)s::text[],
+                %(hashes)s::text[]) AS r(id, uid, type, input, input_pb, cost, key, hash)
     ON CONFLICT (user_id, idempotency_key) DO NOTHING
     RETURNING {COLUMNS}
 """
 
 
 async def insert_reserved(
-    conn: LeanConnection[Any],
-    *,
-    task_id: uuid.UUID,
-    user_id: str,
-    task_type: str,
-    canonical_input: str,
-    cost: int,
-    client_key: str | None,
-    request_hash: str,
-) -> Task | None:
-    """A new pending task whose charge is not confirmed yet; None when the client key was used."""
+    conn: LeanConnection[Any], reservations: Sequence[Reservation]
+) -> list[Task]:
+    """New pending tasks whose charges are not confirmed yet, in one statement; a reservation
+    whose client key was used (by an earlier task, or earlier in the same list) is left out."""
     cursor = await conn.execute(
         _INSERT_RESERVED,
         {
-            "id": task_id,
-            "uid": user_id,
-            "type": task_type,
-            "input": canonical_input,
+            "ids": [r.task_id for r in reservations],
+            "uids": [r.user_id for r in reservations],
+            "types": [r.task_type for r in reservations],
+            "inputs": [r.canonical_input for r in reservations],
             # From the very text the jsonb column stores, so the two cannot disagree.
-            "input_pb": encode_input(orjson.loads(canonical_input)),
-            "cost": cost,
-            "key": client_key,
-            "hash": request_hash,
+            "input_pbs": [encode_input(orjson.loads(r.canonical_input)) for r in reservations],
+            "costs": [r.cost for r in reservations],
+            "keys": [r.client_key for r in reservations],
+            "hashes": [r.request_hash for r in reservations],
         },
     )
-    row = await cursor.fetchone()
-    return _task(row) if row else None
+    return [_task(row) for row in await cursor.fetchall()]
 
 
 _BY_CLIENT_KEY = (

@@ -7,12 +7,14 @@ import uuid
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 
+from services.kit.batching import Batcher
 from services.kit.db import Database
 from services.kit.errors import reason_of
 from services.task import store
-from services.task.domain import ChargeState
+from services.task.domain import ChargeState, Reservation, Task
 from studiox.credit.v1 import credit_pb2
 from studiox.task.v1 import task_pb2
 from tests.support.cluster import Cluster, internal_metadata
@@ -255,17 +257,7 @@ async def test_one_statement_marks_many_reservations_charged(cluster: Cluster) -
     ids = [uuid.uuid4() for _ in range(3)]
     try:
         async with db.lean() as conn:
-            for n, task_id in enumerate(ids):
-                await store.insert_reserved(
-                    conn,
-                    task_id=task_id,
-                    user_id="user_marks",
-                    task_type="image_analysis",
-                    canonical_input=f'{{"n": {n}}}',
-                    cost=5,
-                    client_key=None,
-                    request_hash=f"hash-{n}",
-                )
+            await store.insert_reserved(conn, [_reservation(task_id) for task_id in ids])
         async with db.transaction() as conn:
             assert await store.give_up_reservation(conn, ids[2])
         async with db.lean() as conn:
@@ -279,3 +271,66 @@ async def test_one_statement_marks_many_reservations_charged(cluster: Cluster) -
     assert again == []
     states = dict(cluster.sql("SELECT id, charge_state FROM tasks.tasks WHERE id = ANY(%s)", ids))
     assert states == {ids[0]: "charged", ids[1]: "charged", ids[2]: "refunding"}
+
+
+def _reservation(
+    task_id: uuid.UUID, *, user: str = "user_marks", key: str | None = None, cost: int = 5
+) -> Reservation:
+    return Reservation(
+        task_id=task_id,
+        user_id=user,
+        task_type="image_analysis",
+        canonical_input=f'{{"id": "{task_id}"}}',
+        cost=cost,
+        client_key=key,
+        request_hash=f"hash-{task_id}",
+    )
+
+
+async def test_one_statement_writes_many_reservations(cluster: Cluster) -> None:
+    """store.insert_reserved, as concurrent creates share it: each reservation is written with
+    its own input, and one whose client key was used, earlier or in the same statement, is left
+    out (its create then finds the task that holds the key)."""
+    db = Database(cluster.settings, pool_size=1)
+    earlier, first, repeat, other = (_reservation(uuid.uuid4(), key=k) for k in "aabc")
+    plain = _reservation(uuid.uuid4())
+    try:
+        async with db.lean() as conn:
+            assert [t.id for t in await store.insert_reserved(conn, [earlier])] == [earlier.task_id]
+            written = await store.insert_reserved(conn, [first, repeat, other, plain])
+    finally:
+        await db.close()
+
+    assert [t.id for t in written] == [repeat.task_id, other.task_id, plain.task_id]
+    assert all(t.charge_state is ChargeState.RESERVED for t in written)
+    assert [t.input_data for t in written] == [
+        {"id": str(r.task_id)} for r in (repeat, other, plain)
+    ]
+    assert written[0].seq < written[1].seq < written[2].seq
+
+
+async def test_a_reservation_the_database_refuses_fails_only_its_own_create(
+    cluster: Cluster,
+) -> None:
+    """A row PostgreSQL refuses fails its whole statement; the batch is written again row by row,
+    so the other creates in it are written and only the refused one fails."""
+    db = Database(cluster.settings, pool_size=1)
+
+    async def write(reservations: list[Reservation]) -> dict[Reservation, Task]:
+        async with db.lean() as conn:
+            rows = {t.id: t for t in await store.insert_reserved(conn, reservations)}
+        return {r: rows[r.task_id] for r in reservations if r.task_id in rows}
+
+    batcher = Batcher(write)
+    good = [_reservation(uuid.uuid4(), user="user_batch") for _ in range(6)]
+    refused = _reservation(uuid.uuid4(), user="user_batch", cost=0)  # CHECK (credits_cost > 0)
+    try:
+        results = await asyncio.gather(
+            *(batcher.submit(r) for r in (*good[:3], refused, *good[3:])), return_exceptions=True
+        )
+    finally:
+        await db.close()
+
+    assert isinstance(results[3], psycopg.errors.CheckViolation)
+    assert [t.id for t in results if isinstance(t, Task)] == [r.task_id for r in good]
+    assert cluster.scalar("SELECT count(*) FROM tasks.tasks WHERE user_id = 'user_batch'") == 6

@@ -16,9 +16,12 @@ from services.kit.batching import Batcher
 class Store:
     """Writes keys it is told to find; each write waits until the test releases it."""
 
-    def __init__(self, *, missing: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self, *, missing: frozenset[int] = frozenset(), poison: frozenset[int] = frozenset()
+    ) -> None:
         self.writes: list[list[int]] = []
         self.missing = missing
+        self.poison = poison  # any write holding one of these fails, as a refused value would
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_next = False
@@ -29,6 +32,8 @@ class Store:
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("the database went away")
+        if self.poison.intersection(keys):
+            raise ValueError("integer out of range")
         return {key: f"row {key}" for key in keys if key not in self.missing}
 
 
@@ -78,22 +83,35 @@ async def test_a_key_the_write_left_out_gets_none_and_a_repeated_key_both_answer
     assert store.writes == [[9], [2, 3]]
 
 
-async def test_a_failed_write_fails_its_batch_only() -> None:
-    store = Store()
+async def test_a_key_the_database_refuses_fails_its_own_callers_only() -> None:
+    store = Store(poison=frozenset({2}))
     store.gate.clear()
     batcher = Batcher(store.write)
-    store.fail_next = True
-    doomed = [asyncio.create_task(batcher.submit(k)) for k in (1, 2)]
+    first = asyncio.create_task(batcher.submit(9))
     await _settle()
-    later = asyncio.create_task(batcher.submit(3))
+    batch = [asyncio.create_task(batcher.submit(k)) for k in (1, 2, 3, 2)]
     await _settle()
 
     store.gate.set()
-    for task in doomed:
-        with pytest.raises(ConnectionError):
-            await task
-    assert await later == "row 3"
-    assert store.writes == [[1, 2], [3]]
+    assert await first == "row 9"
+    results = await asyncio.gather(*batch, return_exceptions=True)
+    assert results[0] == "row 1"
+    assert results[2] == "row 3"
+    assert all(isinstance(results[i], ValueError) for i in (1, 3))
+    # The batch failed as a whole, then each key was written alone.
+    assert store.writes == [[9], [1, 2, 3], [1], [2], [3]]
+    assert await batcher.submit(4) == "row 4"
+
+
+async def test_a_lone_key_whose_write_fails_gets_the_error() -> None:
+    store = Store()
+    batcher = Batcher(store.write)
+    store.fail_next = True
+
+    with pytest.raises(ConnectionError):
+        await batcher.submit(1)
+    assert await batcher.submit(2) == "row 2"
+    assert store.writes == [[1], [2]]
 
 
 async def test_batches_are_bounded() -> None:
@@ -148,16 +166,27 @@ async def test_callers_are_not_left_waiting_when_the_writer_is_cancelled() -> No
 )
 def test_every_caller_gets_its_own_keys_result(rounds: list[list[int]], max_batch: int) -> None:
     async def run() -> None:
-        store = Store(missing=frozenset({0, 7}))
+        store = Store(missing=frozenset({0, 7}), poison=frozenset({13}))
         batcher = Batcher(store.write, max_batch=max_batch)
         calls: list[tuple[int, asyncio.Task[str | None]]] = []
         for keys in rounds:  # each round's keys arrive together, then the loop runs a little
             calls += [(k, asyncio.create_task(batcher.submit(k))) for k in keys]
             await asyncio.sleep(0)
         for key, call in calls:
-            assert await call == (None if key in store.missing else f"row {key}")
+            if key in store.poison:
+                with pytest.raises(ValueError, match="out of range"):
+                    await call
+            else:
+                assert await call == (None if key in store.missing else f"row {key}")
         assert all(0 < len(w) <= max_batch and len(set(w)) == len(w) for w in store.writes)
-        assert sum(len(w) for w in store.writes) <= len(calls)
+        # A batch is written again key by key only when it was refused, and then right after.
+        i = 0
+        while i < len(store.writes):
+            write = store.writes[i]
+            i += 1
+            if len(write) > 1 and store.poison.intersection(write):
+                assert store.writes[i : i + len(write)] == [[k] for k in write]
+                i += len(write)
 
     # A loop of its own that leaves the thread's current loop alone (asyncio.run would unset it
     # under the other tests' fixtures).

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection as LeanConnection
 
 from services.kit.sql import Connection
-from services.task.domain import FINISHED, ChargeState, Status, Task
+from services.task.domain import FINISHED, ChargeState, Reservation, Status, Task
 from tests.support.fakes.clock import FakeClock
 from tests.support.fakes.journal import Journal
 
@@ -63,42 +63,38 @@ class FakeTaskStore:
     # --- the statements ---
 
     async def insert_reserved(
-        self,
-        conn: LeanConnection[Any],
-        *,
-        task_id: uuid.UUID,
-        user_id: str,
-        task_type: str,
-        canonical_input: str,
-        cost: int,
-        client_key: str | None,
-        request_hash: str,
-    ) -> Task | None:
+        self, conn: LeanConnection[Any], reservations: Sequence[Reservation]
+    ) -> list[Task]:
         self.journal.add("tasks.insert_reserved")
-        if client_key is not None and any(
-            r.task.user_id == user_id and r.client_key == client_key for r in self.rows.values()
-        ):
-            return None
-        self._seq += 1
-        now = self.clock.now()
-        task = Task(
-            id=task_id,
-            seq=self._seq,
-            user_id=user_id,
-            type=task_type,
-            status=Status.PENDING,
-            input_data=json.loads(canonical_input),
-            output_data=None,
-            error=None,
-            credits_cost=cost,
-            charge_state=ChargeState.RESERVED,
-            created_at=now,
-            updated_at=now,
-            completed_at=None,
-            credits_reserved=cost,
-        )
-        self.rows[task_id] = _Row(task, client_key, request_hash)
-        return task
+        await asyncio.sleep(0)  # a statement's round trip: other calls run meanwhile
+        written = []
+        for r in reservations:
+            if r.client_key is not None and any(
+                row.task.user_id == r.user_id and row.client_key == r.client_key
+                for row in self.rows.values()
+            ):
+                continue
+            self._seq += 1
+            now = self.clock.now()
+            task = Task(
+                id=r.task_id,
+                seq=self._seq,
+                user_id=r.user_id,
+                type=r.task_type,
+                status=Status.PENDING,
+                input_data=json.loads(r.canonical_input),
+                output_data=None,
+                error=None,
+                credits_cost=r.cost,
+                charge_state=ChargeState.RESERVED,
+                created_at=now,
+                updated_at=now,
+                completed_at=None,
+                credits_reserved=r.cost,
+            )
+            self.rows[r.task_id] = _Row(task, r.client_key, r.request_hash)
+            written.append(task)
+        return written
 
     async def by_client_key(
         self, conn: LeanConnection[Any], user_id: str, key: str

@@ -42,6 +42,18 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+async def _behind_a_write(
+    store: Store, batcher: Batcher[int, str], first: int, keys: tuple[int, ...]
+) -> tuple[asyncio.Task[str | None], list[asyncio.Task[str | None]]]:
+    """`first` submitted alone and its write held open; then `keys`, which queue behind it."""
+    store.gate.clear()
+    held = asyncio.create_task(batcher.submit(first))
+    await _settle()
+    queued = [asyncio.create_task(batcher.submit(k)) for k in keys]
+    await _settle()
+    return held, queued
+
+
 async def test_a_lone_key_is_written_at_once_and_alone() -> None:
     store = Store()
     batcher = Batcher(store.write)
@@ -53,13 +65,9 @@ async def test_a_lone_key_is_written_at_once_and_alone() -> None:
 
 async def test_keys_arriving_during_a_write_share_the_next_one() -> None:
     store = Store()
-    store.gate.clear()
     batcher = Batcher(store.write)
 
-    first = asyncio.create_task(batcher.submit(1))
-    await _settle()
-    rest = [asyncio.create_task(batcher.submit(k)) for k in (2, 3, 4)]
-    await _settle()
+    first, rest = await _behind_a_write(store, batcher, 1, (2, 3, 4))
     assert store.writes == [[1]]  # 2..4 wait for the write in flight
     assert not any(t.done() for t in (first, *rest))
 
@@ -70,12 +78,8 @@ async def test_keys_arriving_during_a_write_share_the_next_one() -> None:
 
 async def test_a_key_the_write_left_out_gets_none_and_a_repeated_key_both_answers() -> None:
     store = Store(missing=frozenset({2}))
-    store.gate.clear()
     batcher = Batcher(store.write)
-    first = asyncio.create_task(batcher.submit(9))
-    await _settle()
-    waiting = [asyncio.create_task(batcher.submit(k)) for k in (2, 3, 3)]
-    await _settle()
+    first, waiting = await _behind_a_write(store, batcher, 9, (2, 3, 3))
 
     store.gate.set()
     assert await first == "row 9"
@@ -85,12 +89,8 @@ async def test_a_key_the_write_left_out_gets_none_and_a_repeated_key_both_answer
 
 async def test_a_key_the_database_refuses_fails_its_own_callers_only() -> None:
     store = Store(poison=frozenset({2}))
-    store.gate.clear()
     batcher = Batcher(store.write)
-    first = asyncio.create_task(batcher.submit(9))
-    await _settle()
-    batch = [asyncio.create_task(batcher.submit(k)) for k in (1, 2, 3, 2)]
-    await _settle()
+    first, batch = await _behind_a_write(store, batcher, 9, (1, 2, 3, 2))
 
     store.gate.set()
     assert await first == "row 9"

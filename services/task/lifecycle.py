@@ -5,10 +5,9 @@ Exactly-once charging rests on the order of writes: the task row is committed fi
 `charged` (concurrent creates share the first and last statements, services.kit.batching; each
 goes on only after the statement carrying its row has committed). A crash between any two steps
 leaves a reservation that the repair job settles by giving the task up and refunding whatever the
-ledger holds under that key. Refunds go the same
-way: the task records that a refund is owed (`refunding`) before the ledger is asked, so a crash
-leaves an owed refund that repair pays. Both ledger calls are idempotent by key, so retries and
-repair can never double anything.
+ledger holds under that key. Refunds go the same way: the task records that a refund is owed
+(`refunding`) before the ledger is asked, so a crash leaves an owed refund that repair pays. Both
+ledger calls are idempotent by key, so retries and repair can never double anything.
 """
 
 from __future__ import annotations

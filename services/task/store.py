@@ -1,9 +1,9 @@
 """Task tables and queries (schema `tasks`).
 
 The statements of a create (insert_reserved, mark_charged: each written for several creates at
-once, services.kit.batching) and of a list page run on the lean
-psycopg path (services.kit.db: a `LeanConnection`, `%(name)s` parameters, binary results); the
-rest through services.kit.sql (`text()` with `:name` parameters)."""
+once, services.kit.batching) and of a list page run on the lean psycopg path (services.kit.db: a
+`LeanConnection`, `%(name)s` parameters, binary results); the rest through services.kit.sql
+(`text()` with `:name` parameters)."""
 
 from __future__ import annotations
 

@@ -292,20 +292,19 @@ async def test_one_statement_writes_many_reservations(cluster: Cluster) -> None:
     its own input, and one whose client key was used, earlier or in the same statement, is left
     out (its create then finds the task that holds the key)."""
     db = Database(cluster.settings, pool_size=1)
-    earlier, first, repeat, other = (_reservation(uuid.uuid4(), key=k) for k in "aabc")
+    earlier, used, first, repeat, other = (_reservation(uuid.uuid4(), key=k) for k in "aabbc")
     plain = _reservation(uuid.uuid4())
     try:
         async with db.lean() as conn:
             assert [t.id for t in await store.insert_reserved(conn, [earlier])] == [earlier.task_id]
-            written = await store.insert_reserved(conn, [first, repeat, other, plain])
+            written = await store.insert_reserved(conn, [used, first, repeat, other, plain])
     finally:
         await db.close()
 
-    assert [t.id for t in written] == [repeat.task_id, other.task_id, plain.task_id]
+    kept = (first, other, plain)
+    assert [t.id for t in written] == [r.task_id for r in kept]
     assert all(t.charge_state is ChargeState.RESERVED for t in written)
-    assert [t.input_data for t in written] == [
-        {"id": str(r.task_id)} for r in (repeat, other, plain)
-    ]
+    assert [t.input_data for t in written] == [{"id": str(r.task_id)} for r in kept]
     assert written[0].seq < written[1].seq < written[2].seq
 
 

@@ -21,14 +21,24 @@ V = TypeVar("V")
 
 class Batcher(Generic[K, V]):
     """`write(keys)` performs one batch as one statement (all or nothing) and returns the
-    result of each key it found; a key it leaves out gets None. When a batch of several fails,
-    each of its keys is written again alone, so an error fails only the callers of the key whose
-    own write fails; the next batch is written as usual."""
+    result of each key it found; a key it leaves out gets None. A failure fails the callers of
+    that batch; the next batch is written as usual.
+
+    `refused` names the errors that one key's own value can cause (the database refusing a row):
+    a batch of several that fails with one of them is written again key by key, so only the
+    callers of the key whose own write fails get the error. Any other failure (the database
+    unreachable) fails the batch at once: writing each key again would hold every later caller
+    behind one failing write per key."""
 
     def __init__(
-        self, write: Callable[[list[K]], Awaitable[Mapping[K, V]]], *, max_batch: int = 200
+        self,
+        write: Callable[[list[K]], Awaitable[Mapping[K, V]]],
+        *,
+        refused: tuple[type[Exception], ...] = (),
+        max_batch: int = 200,
     ) -> None:
         self._write = write
+        self._refused = refused
         self._max_batch = max_batch
         # Per key, every caller waiting for it (one task can be submitted twice concurrently,
         # e.g. a create retried under the same idempotency key).
@@ -51,10 +61,10 @@ class Batcher(Generic[K, V]):
                 try:
                     results = await self._write(keys)
                 except Exception as error:
-                    if len(keys) == 1:
-                        _settle(batch, error=error)
-                    else:
+                    if len(keys) > 1 and isinstance(error, self._refused):
                         await self._write_alone(batch)
+                    else:
+                        _settle(batch, error=error)
                 else:
                     _settle(batch, results=results)
                 batch = {}
@@ -67,9 +77,7 @@ class Batcher(Generic[K, V]):
             self._writer = None
 
     async def _write_alone(self, batch: Mapping[K, list[asyncio.Future[V | None]]]) -> None:
-        # One key's row can fail the whole statement (a value the database refuses): each key is
-        # written again on its own, so an error reaches only the callers of the key that caused
-        # it. The failed statement changed nothing, so writing a key again is safe.
+        # The failed statement changed nothing, so writing a key again is safe.
         for key, futures in batch.items():
             try:
                 results = await self._write([key])

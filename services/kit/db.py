@@ -30,6 +30,11 @@ from services.kit.sql import Connection, text
 
 # How long a unit of work waits for a pooled connection before the call fails as unavailable.
 CHECKOUT_SECONDS = 5.0
+
+# What PostgreSQL raises when it refuses a statement for a value it carries (a check or unique
+# constraint, a number out of range, text it cannot parse), as opposed to a connection or server
+# failure (psycopg.OperationalError, which the pool's own timeout is too).
+VALUE_REFUSALS: tuple[type[Exception], ...] = (psycopg.DataError, psycopg.IntegrityError)
 Params = Sequence[Any] | Mapping[str, Any]
 JsonLoads = Callable[[bytes | str], Any]
 

@@ -25,7 +25,7 @@ from services.credit.client import CreditClient
 from services.kit.batching import Batcher
 from services.kit.clients import ServiceChannels
 from services.kit.context import Identity
-from services.kit.db import Database
+from services.kit.db import VALUE_REFUSALS, Database
 from services.kit.errors import (
     DomainError,
     FeatureNotInPlan,
@@ -202,7 +202,10 @@ class TaskLifecycle:
         self._credit = CreditClient(channels, timeout=LEDGER_TIMEOUT_SECONDS)
         # Concurrent creates write their reservations, and mark their tasks charged, in one
         # statement each (services.kit.batching).
-        self._reservations: Batcher[Reservation, Task] = Batcher(self._insert_reserved)
+        # A reservation carries client input: one the database refuses fails only its own create.
+        self._reservations: Batcher[Reservation, Task] = Batcher(
+            self._insert_reserved, refused=VALUE_REFUSALS
+        )
         self._marks: Batcher[uuid.UUID, Task] = Batcher(self._mark_charged)
 
     # --- creation -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from services.kit.batching import Batcher
-from services.kit.db import Database
+from services.kit.db import VALUE_REFUSALS, Database
 from services.kit.errors import reason_of
 from services.task import store
 from services.task.domain import ChargeState, Reservation, Task
@@ -320,7 +320,7 @@ async def test_a_reservation_the_database_refuses_fails_only_its_own_create(
             rows = {t.id: t for t in await store.insert_reserved(conn, reservations)}
         return {r: rows[r.task_id] for r in reservations if r.task_id in rows}
 
-    batcher = Batcher(write)
+    batcher = Batcher(write, refused=VALUE_REFUSALS)
     good = [_reservation(uuid.uuid4(), user="user_batch") for _ in range(6)]
     refused = _reservation(uuid.uuid4(), user="user_batch", cost=0)  # CHECK (credits_cost > 0)
     try:

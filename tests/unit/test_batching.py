@@ -25,10 +25,13 @@ class Store:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_next = False
+        self.unreachable = False
 
     async def write(self, keys: list[int]) -> dict[int, str]:
         self.writes.append(keys)
         await self.gate.wait()
+        if self.unreachable:
+            raise ConnectionError("the database is unreachable")
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("the database went away")
@@ -89,7 +92,7 @@ async def test_a_key_the_write_left_out_gets_none_and_a_repeated_key_both_answer
 
 async def test_a_key_the_database_refuses_fails_its_own_callers_only() -> None:
     store = Store(poison=frozenset({2}))
-    batcher = Batcher(store.write)
+    batcher = Batcher(store.write, refused=(ValueError,))
     first, batch = await _behind_a_write(store, batcher, 9, (1, 2, 3, 2))
 
     store.gate.set()
@@ -101,6 +104,20 @@ async def test_a_key_the_database_refuses_fails_its_own_callers_only() -> None:
     # The batch failed as a whole, then each key was written alone.
     assert store.writes == [[9], [1, 2, 3], [1], [2], [3]]
     assert await batcher.submit(4) == "row 4"
+
+
+async def test_a_batch_the_database_could_not_take_fails_at_once() -> None:
+    store = Store()
+    batcher = Batcher(store.write, refused=(ValueError,))
+    first, batch = await _behind_a_write(store, batcher, 9, (1, 2, 3))
+    store.unreachable = True
+
+    store.gate.set()
+    results = await asyncio.gather(first, *batch, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    # Not a refused value: no key is written again alone (each would fail the same way, in turn,
+    # holding every later caller behind it).
+    assert store.writes == [[9], [1, 2, 3]]
 
 
 async def test_a_lone_key_whose_write_fails_gets_the_error() -> None:
@@ -167,7 +184,7 @@ async def test_callers_are_not_left_waiting_when_the_writer_is_cancelled() -> No
 def test_every_caller_gets_its_own_keys_result(rounds: list[list[int]], max_batch: int) -> None:
     async def run() -> None:
         store = Store(missing=frozenset({0, 7}), poison=frozenset({13}))
-        batcher = Batcher(store.write, max_batch=max_batch)
+        batcher = Batcher(store.write, refused=(ValueError,), max_batch=max_batch)
         calls: list[tuple[int, asyncio.Task[str | None]]] = []
         for keys in rounds:  # each round's keys arrive together, then the loop runs a little
             calls += [(k, asyncio.create_task(batcher.submit(k))) for k in keys]

@@ -35,6 +35,7 @@ CHECKOUT_SECONDS = 5.0
 # constraint, a number out of range, text it cannot parse), as opposed to a connection or server
 # failure (psycopg.OperationalError, which the pool's own timeout is too).
 VALUE_REFUSALS: tuple[type[Exception], ...] = (psycopg.DataError, psycopg.IntegrityError)
+
 Params = Sequence[Any] | Mapping[str, Any]
 JsonLoads = Callable[[bytes | str], Any]
 

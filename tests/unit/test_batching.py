@@ -1,6 +1,7 @@
 """services.kit.batching.Batcher: a key submitted while nothing is written goes at once, alone;
 keys submitted while a write is in flight go together in the next one; every caller gets its own
-key's result only after the write carrying it returned, and a failure reaches only its batch."""
+key's result only after the write carrying it returned; a failure reaches only its batch, and a
+value the database refuses only the callers of its own key."""
 
 from __future__ import annotations
 

@@ -201,8 +201,8 @@ class TaskLifecycle:
         self._store = tasks
         self._credit = CreditClient(channels, timeout=LEDGER_TIMEOUT_SECONDS)
         # Concurrent creates write their reservations, and mark their tasks charged, in one
-        # statement each (services.kit.batching).
-        # A reservation carries client input: one the database refuses fails only its own create.
+        # statement each (services.kit.batching). A reservation carries client input: one the
+        # database refuses fails only its own create.
         self._reservations: Batcher[Reservation, Task] = Batcher(
             self._insert_reserved, refused=VALUE_REFUSALS
         )

@@ -44,10 +44,10 @@ _RESET_DUE = text(
                CASE WHEN d.is_unlimited THEN 0 ELSE d.monthly_allowance END AS fresh,
                -- Ids drawn up front, so entries, grants and postings need no join to find them.
                nextval('credit.entries_id_seq') AS expiry_entry
-        -- User order from here on, ids drawn in it too: but for the reset time's, every index the
-        -- batch writes and every foreign-key lookup it makes is by user or by id, so consecutive
-        -- rows land on neighbouring pages rather than anywhere in them (the bench's million
-        -- accounts in 0.8 of the time: docs/PERFORMANCE.md, Phase 3, item 22).
+        -- User order from here on, and the ids are drawn in it. Every index the batch writes
+        -- (the reset time's aside) and every foreign-key lookup is keyed by user or by id, so
+        -- consecutive rows land on neighbouring pages rather than anywhere in them (the bench's
+        -- million accounts in 0.8 of the time: docs/PERFORMANCE.md, Phase 3, item 22).
         FROM (SELECT * FROM due ORDER BY user_id) d
     ), calc AS MATERIALIZED (
         SELECT p.*, LEAST(p.owed, p.fresh) AS settle,

@@ -18,7 +18,44 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PROCESSES = ("gateway", "user", "credit", "task", "billing", "scheduler", "postgres")
 
 
-def machine_notes(load_at_start: tuple[float, float, float]) -> list[str]:
+@dataclass(frozen=True)
+class CpuCounters:
+    """The machine's CPU time since boot, summed over its CPUs (seconds, from /proc/stat)."""
+
+    total: float
+    # Time the hypervisor ran something else while this machine's CPUs had work: a run on a host
+    # that steals more is slower for that alone.
+    steal: float
+
+    @staticmethod
+    def read(stat: Path = Path("/proc/stat")) -> CpuCounters | None:
+        try:
+            fields = [int(x) for x in stat.read_text().splitlines()[0].split()[1:9]]
+        except (OSError, ValueError, IndexError):
+            return None
+        if len(fields) < 8:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        # user nice system idle iowait irq softirq steal (guest time is already in user)
+        return CpuCounters(total=sum(fields) / tick, steal=fields[7] / tick)
+
+
+def steal_note(start: CpuCounters | None, end: CpuCounters | None) -> str | None:
+    """The steal between two readings, as a line of the Machine section (None without both)."""
+    if start is None or end is None or end.total <= start.total:
+        return None
+    stolen = end.steal - start.steal
+    share = stolen / (end.total - start.total)
+    return (
+        f"- CPU time the host took from this machine during the run (steal): {stolen:.1f} s of "
+        f"{end.total - start.total:,.0f} CPU-seconds ({share:.1%}), the part of the "
+        "virtual CPUs' stalls that the host reports (Phase 3, item 23, below)"
+    )
+
+
+def machine_notes(
+    load_at_start: tuple[float, float, float], counters_at_start: CpuCounters | None = None
+) -> list[str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -44,7 +81,7 @@ def machine_notes(load_at_start: tuple[float, float, float]) -> list[str]:
         .strip()
         .split("/")[1:2]
     )
-    return [
+    lines = [
         f"- {os.cpu_count()} cores ({cpu}), {memory} memory, {platform.system()} "
         f"{platform.release()}",
         f"- Python {sys.version.split()[0]}, Envoy {'/'.join(envoy) or 'unknown'}, "
@@ -56,6 +93,8 @@ def machine_notes(load_at_start: tuple[float, float, float]) -> list[str]:
         + ", ".join(f"{x:.1f}" for x in os.getloadavg())
         + " (the run's own load generators and processes included)",
     ]
+    stolen = steal_note(counters_at_start, CpuCounters.read())
+    return lines + ([stolen] if stolen else [])
 
 
 def start_load_note(one_minute: float, cores: int) -> str:
@@ -84,6 +123,7 @@ class BenchReport:
     workers: int = 1  # processes per service of the main run (the `make run` default)
     # Before any of the run's own load: what else was using the machine.
     load_at_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
+    counters_at_start: CpuCounters | None = field(default_factory=CpuCounters.read)
 
     def performance(self) -> str:
         ceiling = self.loads.get("ceiling")
@@ -135,7 +175,13 @@ class BenchReport:
         lines += self._latency_lines() + self._scaling_lines(ceiling)
         lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in self.figures.items()]
-        lines += ["", "## Machine", "", *machine_notes(self.load_at_start), ""]
+        lines += [
+            "",
+            "## Machine",
+            "",
+            *machine_notes(self.load_at_start, self.counters_at_start),
+            "",
+        ]
         return "\n".join(lines)
 
     def _latency_lines(self) -> list[str]:

@@ -10,6 +10,9 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from bench.hey import Latency
 from bench.wrk import Load
@@ -18,9 +21,14 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PROCESSES = ("gateway", "user", "credit", "task", "billing", "scheduler", "postgres")
 
 
+# psutil's system-wide times that add up to all of the machine's CPU time (guest time is already
+# counted in user).
+_TOTAL_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
 @dataclass(frozen=True)
 class CpuCounters:
-    """The machine's CPU time since boot, summed over its CPUs (seconds, from /proc/stat)."""
+    """The machine's CPU time since boot, summed over its CPUs (seconds)."""
 
     total: float
     # Time the hypervisor ran something else while this machine's CPUs had work: a run on a host
@@ -28,16 +36,14 @@ class CpuCounters:
     steal: float
 
     @staticmethod
-    def read(stat: Path = Path("/proc/stat")) -> CpuCounters | None:
-        try:
-            fields = [int(x) for x in stat.read_text().splitlines()[0].split()[1:9]]
-        except (OSError, ValueError, IndexError):
+    def read(times: Any = None) -> CpuCounters | None:
+        """From `psutil.cpu_times()` (or the `times` given); None where the system reports no
+        steal (not Linux)."""
+        times = psutil.cpu_times() if times is None else times
+        if not all(hasattr(times, name) for name in _TOTAL_FIELDS):
             return None
-        if len(fields) < 8:
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
-        # user nice system idle iowait irq softirq steal (guest time is already in user)
-        return CpuCounters(total=sum(fields) / tick, steal=fields[7] / tick)
+        total = sum(getattr(times, name) for name in _TOTAL_FIELDS)
+        return CpuCounters(total=total, steal=times.steal)
 
 
 def steal_note(start: CpuCounters | None, end: CpuCounters | None) -> str | None:

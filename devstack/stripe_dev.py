@@ -167,8 +167,8 @@ class DevStripe:
         post: Callable[[str, bytes, dict[str, str]], int] | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        # Served by the server below: the emulator never opens a socket of its own here.
         self.emulator = StripeEmulator(checkout_url_base=f"http://localhost:{port}/checkout")
-        self.emulator.close()  # served by the server below instead
         self._client = httpx.Client(timeout=10)
         self.forwarder = WebhookForwarder(
             webhook_url, self.emulator.webhook_secret, post or httpx_poster(self._client)

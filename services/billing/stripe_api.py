@@ -1,6 +1,6 @@
 """Stripe through the official library: an async StripeClient (httpx, never blocking the event loop)
 whose API base is configurable (STRIPE_API_BASE; tests and the dev stack point it at
-devstack/stripe_emulator.py), every write carrying an Idempotency-Key, answers returned as plain
+devstack/stripe_emulator/), every write carrying an Idempotency-Key, answers returned as plain
 dicts (read by stripe_objects), and Stripe's errors turned into domain errors. Webhook signatures
 are verified here too."""
 

@@ -14,6 +14,7 @@ from services.kit.context import current_identity
 from services.kit.errors import InvalidInput
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import to_timestamp
+from services.kit.transport import request_header
 from services.task.client import rule_to_proto
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 
@@ -67,13 +68,6 @@ def payment_to_proto(payment: Payment) -> billing_pb2.Payment:
     )
 
 
-def _header(context: grpc.aio.ServicerContext, name: str) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return None
-
-
 class BillingApi(billing_pb2_grpc.BillingServiceServicer):
     def __init__(
         self, billing: Billing, plans: PlanChanges, webhooks: Webhooks, prices: PriceCatalog
@@ -117,7 +111,7 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
             pack_id=request.pack_id,
             credits=request.credits,
             payment_method_id=request.payment_method_id,
-            client_key=_header(context, IDEMPOTENCY_HEADER),
+            client_key=request_header(context, IDEMPOTENCY_HEADER),
         )
         return billing_pb2.PurchaseCreditsResponse(
             success=True,
@@ -133,7 +127,7 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
         self, request: billing_pb2.UpgradePlanRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.UpgradePlanResponse:
         started = await self._plans.change_plan(
-            current_identity(), request.plan_name, _header(context, IDEMPOTENCY_HEADER)
+            current_identity(), request.plan_name, request_header(context, IDEMPOTENCY_HEADER)
         )
         response = billing_pb2.UpgradePlanResponse(
             success=True,
@@ -165,7 +159,7 @@ class BillingApi(billing_pb2_grpc.BillingServiceServicer):
     async def HandleWebhook(
         self, request: billing_pb2.HandleWebhookRequest, context: grpc.aio.ServicerContext
     ) -> billing_pb2.HandleWebhookResponse:
-        await self._webhooks.handle(request.body.data, _header(context, SIGNATURE_HEADER))
+        await self._webhooks.handle(request.body.data, request_header(context, SIGNATURE_HEADER))
         return billing_pb2.HandleWebhookResponse(received=True)
 
 

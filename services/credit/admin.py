@@ -16,7 +16,7 @@ from services.credit.messages import credits_to_proto, entry_to_proto, grant_to_
 from services.kit.context import current_identity
 from services.kit.errors import InvalidInput, NotFound
 from services.kit.proto_time import from_timestamp
-from services.kit.transport import set_http_status
+from services.kit.transport import request_header, set_http_status
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -104,13 +104,6 @@ async def show_account(
     )
 
 
-def _header(context: grpc.aio.ServicerContext, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return ""
-
-
 class CreditAdminApi(credit_pb2_grpc.CreditAdminServiceServicer):
     def __init__(self, ledger: Ledger, grants: Grants) -> None:
         self._ledger = ledger
@@ -123,7 +116,7 @@ class CreditAdminApi(credit_pb2_grpc.CreditAdminServiceServicer):
     async def GrantCredits(
         self, request: credit_pb2.GrantCreditsRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.GrantCreditsResponse:
-        key = _header(context, IDEMPOTENCY_HEADER)
+        key = request_header(context, IDEMPOTENCY_HEADER)
         if key:
             request.idempotency_key = key
         reply = await grant_credits(self._ledger, self._grants, request, self._actor())
@@ -134,7 +127,7 @@ class CreditAdminApi(credit_pb2_grpc.CreditAdminServiceServicer):
     async def VoidGrant(
         self, request: credit_pb2.VoidGrantRequest, context: grpc.aio.ServicerContext
     ) -> credit_pb2.VoidGrantResponse:
-        key = _header(context, IDEMPOTENCY_HEADER)
+        key = request_header(context, IDEMPOTENCY_HEADER)
         if key:
             request.idempotency_key = key
         return await void_grant(self._grants, request, self._actor())

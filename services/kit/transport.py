@@ -19,3 +19,11 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
 
 async def set_http_status(context: grpc.aio.ServicerContext, status: int) -> None:
     await context.send_initial_metadata(((HTTP_STATUS_HEADER, str(status)),))
+
+
+def request_header(context: grpc.aio.ServicerContext, name: str) -> str | None:
+    """An HTTP request header the gateway forwarded (as gRPC metadata, lower-case `name`)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == name and isinstance(value, str):
+            return value
+    return None

@@ -12,7 +12,7 @@ from services.kit.context import current_identity
 from services.kit.db import Database
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import set_timestamp, to_timestamp
-from services.kit.transport import set_http_status
+from services.kit.transport import request_header, set_http_status
 from services.kit.validation import json_value
 from services.task import store
 from services.task.client import rule_to_proto
@@ -72,12 +72,11 @@ class TaskApi(task_pb2_grpc.TaskServiceServicer):
     async def CreateTask(
         self, request: task_pb2.CreateTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.CreateTaskResponse:
-        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         created = await self._tasks.create(
             current_identity(),
             request.type,
             _dict(request.input_data),
-            metadata.get(IDEMPOTENCY_HEADER),
+            request_header(context, IDEMPOTENCY_HEADER),
         )
         await set_http_status(context, 201)
         return task_pb2.CreateTaskResponse(

@@ -14,7 +14,7 @@ from services.kit.context import current_identity
 from services.kit.errors import InvalidInput
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import to_timestamp
-from services.kit.transport import request_header
+from services.kit.transport import IDEMPOTENCY_HEADER, request_header
 from services.task.client import rule_to_proto
 from studiox.billing.v1 import billing_pb2, billing_pb2_grpc
 
@@ -26,7 +26,6 @@ ACCESS = {
 }
 # HTTP headers reach the service as (lower-cased) gRPC metadata through the gateway.
 SIGNATURE_HEADER = "stripe-signature"
-IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def plan_to_proto(plan: Plan) -> billing_pb2.Plan:

@@ -16,10 +16,9 @@ from services.credit.messages import credits_to_proto, entry_to_proto, grant_to_
 from services.kit.context import current_identity
 from services.kit.errors import InvalidInput, NotFound
 from services.kit.proto_time import from_timestamp
-from services.kit.transport import request_header, set_http_status
+from services.kit.transport import IDEMPOTENCY_HEADER, request_header, set_http_status
 from studiox.credit.v1 import credit_pb2, credit_pb2_grpc
 
-IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_CLIENT_KEY_LENGTH = 150
 
 

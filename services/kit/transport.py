@@ -8,6 +8,10 @@ import grpc
 # e.g. 201 for creations; gateway/error_shaping.lua applies and removes it.
 HTTP_STATUS_HEADER = "x-http-status"
 
+# The request header a client names a write's idempotency key in (the API's, as documented in
+# docs/openapi.json), forwarded by the gateway.
+IDEMPOTENCY_HEADER = "idempotency-key"
+
 # Client channel options: after a peer restarts, reconnect within a second. gRPC's default backoff
 # (1 s growing to 120 s) leaves a channel failing fast for a long while after the peer is back.
 RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (

@@ -12,7 +12,7 @@ from services.kit.context import current_identity
 from services.kit.db import Database
 from services.kit.pagination import decode_cursor, page_and_cursor, page_limit
 from services.kit.proto_time import set_timestamp, to_timestamp
-from services.kit.transport import request_header, set_http_status
+from services.kit.transport import IDEMPOTENCY_HEADER, request_header, set_http_status
 from services.kit.validation import json_value
 from services.task import store
 from services.task.client import rule_to_proto
@@ -26,7 +26,6 @@ ACCESS = {
     # Workers report progress through the gateway with the internal credential; users get 403.
     "TaskService/UpdateStatus": Access.INTERNAL,
 }
-IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def task_to_proto(task: Task) -> task_pb2.Task:

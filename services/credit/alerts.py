@@ -12,10 +12,8 @@ from services.credit.alert_rules import check_raised, check_threshold
 from services.credit.alert_store import AlertRow, Crossing
 from services.kit.db import Database
 from services.kit.errors import InvalidInput, NotFound
+from services.kit.pagination import page_limit
 from services.kit.sql import Connection
-
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 
 
 class AlertStore(Protocol):
@@ -46,10 +44,9 @@ class Alerts:
         self._store = records
 
     async def recent(self, user_id: str, limit: int) -> Sequence[AlertRow]:
-        if not 0 <= limit <= MAX_LIMIT:
-            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        size = page_limit(limit)
         async with self._db.autocommit() as conn:
-            return await self._store.list_alerts(conn, user_id, limit or DEFAULT_LIMIT)
+            return await self._store.list_alerts(conn, user_id, size)
 
     async def set_low_threshold(self, user_id: str, threshold: int | None) -> tuple[int, bool]:
         """The user's own low-balance threshold (None: back to the plan's); (in force, plan's)."""

@@ -104,6 +104,12 @@ def test_alerts_and_hostile_input_on_the_new_routes(
     assert set(kinds) <= {"credits.low", "credits.depleted"}
     assert kinds.count("credits.low") == 1
     assert {a["threshold"] for a in alerts if a["kind"] == "credits.low"} == {5}
+    # A page of alerts is bounded like every list: 1 to 100, absent or 0 for the default.
+    one = http.get("/api/users/alerts", params={"limit": 1}, headers=headers).json()["alerts"]
+    assert one == alerts[:1]
+    for limit in (-1, 101):
+        bad_page = http.get("/api/users/alerts", params={"limit": limit}, headers=headers)
+        assert_error(bad_page, 400)
     assert http.get("/api/users/alerts", headers=other_headers).json() == {"alerts": []}
     assert webhook_receiver.wait_for("credits.low", user)
     default = {"usePlanDefault": True}

@@ -78,6 +78,16 @@ class StripeObjects(EmulatorState):
             self._charge_of(intent)
         return intent
 
+    def _checkout_intent(self, session: Json, *, status: str, pm: str) -> Json:
+        """The PaymentIntent a payment-mode Checkout Session creates when the customer pays."""
+        return self._intent(
+            amount=session["amount_total"],
+            customer=session["customer"],
+            metadata=session["_payment_intent_data"].get("metadata", {}),
+            status=status,
+            pm=pm,
+        )
+
     def _charge_of(self, intent: Json) -> Json:
         """The Charge of a succeeded PaymentIntent (made once, when it succeeds)."""
         if intent.get("latest_charge") in self.charges:

@@ -29,13 +29,7 @@ class StripeSide(SavedCards):
             session["payment_status"] = "paid"
             events: list[Json] = []
             if session["mode"] == "payment":
-                intent = self._intent(
-                    amount=session["amount_total"],
-                    customer=session["customer"],
-                    metadata=session["_payment_intent_data"].get("metadata", {}),
-                    status="succeeded",
-                    pm=PM_VISA,
-                )
+                intent = self._checkout_intent(session, status="succeeded", pm=PM_VISA)
                 session["payment_intent"] = intent["id"]
                 events.append(self._queue("payment_intent.succeeded", intent))
             else:
@@ -72,12 +66,8 @@ class StripeSide(SavedCards):
             assert session["status"] == "open", session["status"]
             if session["mode"] != "payment":
                 return []
-            intent = self._intent(
-                amount=session["amount_total"],
-                customer=session["customer"],
-                metadata=session["_payment_intent_data"].get("metadata", {}),
-                status="requires_payment_method",
-                pm=PM_DECLINED,
+            intent = self._checkout_intent(
+                session, status="requires_payment_method", pm=PM_DECLINED
             )
             intent["last_payment_error"] = {"code": "card_declined", "decline_code": "generic"}
             return [self._queue("payment_intent.payment_failed", intent)]

@@ -50,11 +50,10 @@ def steal_note(start: CpuCounters | None, end: CpuCounters | None) -> str | None
     """The steal between two readings, as a line of the Machine section (None without both)."""
     if start is None or end is None or end.total <= start.total:
         return None
-    stolen = end.steal - start.steal
-    share = stolen / (end.total - start.total)
+    stolen, elapsed = end.steal - start.steal, end.total - start.total
     return (
         f"- CPU time the host took from this machine during the run (steal): {stolen:.1f} s of "
-        f"{end.total - start.total:,.0f} CPU-seconds ({share:.1%}), the part of the "
+        f"{elapsed:,.0f} CPU-seconds ({stolen / elapsed:.1%}), the part of the "
         "virtual CPUs' stalls that the host reports (Phase 3, item 23, below)"
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from bench.hey import Latency
+from bench.speed import speed_note
 from bench.wrk import Load
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -59,7 +60,9 @@ def steal_note(start: CpuCounters | None, end: CpuCounters | None) -> str | None
 
 
 def machine_notes(
-    load_at_start: tuple[float, float, float], counters_at_start: CpuCounters | None = None
+    load_at_start: tuple[float, float, float],
+    counters_at_start: CpuCounters | None = None,
+    speed_ms: list[float] | None = None,
 ) -> list[str]:
     cpu = "unknown"
     try:
@@ -98,8 +101,9 @@ def machine_notes(
         + ", ".join(f"{x:.1f}" for x in os.getloadavg())
         + " (the run's own load generators and processes included)",
     ]
+    speed = speed_note(speed_ms or [])
     stolen = steal_note(counters_at_start, CpuCounters.read())
-    return lines + ([stolen] if stolen else [])
+    return lines + [note for note in (speed, stolen) if note]
 
 
 def start_load_note(one_minute: float, cores: int) -> str:
@@ -129,6 +133,8 @@ class BenchReport:
     # Before any of the run's own load: what else was using the machine.
     load_at_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
     counters_at_start: CpuCounters | None = field(default_factory=CpuCounters.read)
+    # bench/speed.py's samples over the run (the caller samples; empty: no line)
+    speed_ms: list[float] = field(default_factory=list)
 
     def performance(self) -> str:
         ceiling = self.loads.get("ceiling")
@@ -184,7 +190,7 @@ class BenchReport:
             "",
             "## Machine",
             "",
-            *machine_notes(self.load_at_start, self.counters_at_start),
+            *machine_notes(self.load_at_start, self.counters_at_start, self.speed_ms),
             "",
         ]
         return "\n".join(lines)
@@ -238,6 +244,8 @@ class BenchReport:
         else:
             for name, value in self.figures.items():
                 print(f"{name}: {value}")
+            if note := speed_note(self.speed_ms):
+                print(note)
         if self.reliability:
             header = [
                 "# Reliability",

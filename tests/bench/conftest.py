@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from bench.report import BenchReport
+from bench.speed import SpeedSampler
 from devstack.stack import default_workers
 from services.kit.settings import SERVICE_NAMES
 from services.task.documents import encode_input, encode_output
@@ -34,7 +35,10 @@ def _processes_end_with_the_session() -> None:
 @pytest.fixture(scope="session")
 def bench_report() -> Iterator[BenchReport]:
     report = BenchReport()
+    # How fast the machine was through the run, not only what it was (bench/speed.py).
+    speed = SpeedSampler().start()
     yield report
+    report.speed_ms = speed.stop()
     report.write()
 
 

@@ -26,6 +26,7 @@ from devstack.stripe_emulator.wire import (
     answer_api,
     as_bool,
     expansions,
+    listing,
     not_found,
 )
 
@@ -285,8 +286,7 @@ class StripeEmulator(StripeSide):
             and params.get("status") in (None, session["status"])
         ]
         found.sort(key=lambda s: s["created"], reverse=True)  # newest first, as Stripe lists
-        url = "/v1/checkout/sessions"
-        return {"object": "list", "data": found, "has_more": False, "url": url}
+        return listing(found, "/v1/checkout/sessions")
 
     def _expire_session(self, session_id: str) -> Json:
         session = self.sessions.get(session_id)
@@ -308,7 +308,7 @@ class StripeEmulator(StripeSide):
             if params.get("payment_intent") in (None, d["payment_intent"])
             and params.get("charge") in (None, d["charge"])
         ]
-        return {"object": "list", "data": found, "has_more": False, "url": "/v1/disputes"}
+        return listing(found, "/v1/disputes")
 
     def _list_subscriptions(self, params: Json) -> Json:
         status = params.get("status")
@@ -326,7 +326,7 @@ class StripeEmulator(StripeSide):
             for sub in self.subscriptions.values()
             if sub["customer"] == params.get("customer") and listed(sub)
         ]
-        return {"object": "list", "data": found, "has_more": False, "url": "/v1/subscriptions"}
+        return listing(found, "/v1/subscriptions")
 
     def _update_subscription(self, sub_id: str, params: Json) -> Json:
         sub = self.subscriptions.get(sub_id)

@@ -17,6 +17,12 @@ from devstack.stripe_emulator.wire import (
 )
 
 
+def _next_period(item: Json) -> None:
+    """A renewal, paid or not, moves the subscription item on to its next monthly period."""
+    item["current_period_start"] = item["current_period_end"]
+    item["current_period_end"] = plus_month(item["current_period_end"])
+
+
 class StripeSide(SavedCards):
     """What Stripe does without a call from us; each method returns the events it queued."""
 
@@ -84,8 +90,7 @@ class StripeSide(SavedCards):
             sub = self.subscriptions[sub_id]
             item = self._item(sub)
             before = copy.deepcopy(item)
-            item["current_period_start"] = item["current_period_end"]
-            item["current_period_end"] = plus_month(item["current_period_end"])
+            _next_period(item)
             sub["status"] = "active"
             invoice = self._invoice(sub, paid=True, reason="subscription_cycle")
             return [
@@ -101,9 +106,7 @@ class StripeSide(SavedCards):
         """The renewal payment fails: the subscription goes past_due (Stripe retries)."""
         with self._lock:
             sub = self.subscriptions[sub_id]
-            item = self._item(sub)
-            item["current_period_start"] = item["current_period_end"]
-            item["current_period_end"] = plus_month(item["current_period_end"])
+            _next_period(self._item(sub))
             sub["status"] = "past_due"
             invoice = self._invoice(sub, paid=False, reason="subscription_cycle")
             return [

@@ -118,6 +118,11 @@ def expansions(params: Json) -> set[str]:
     return {str(e) for e in (expand if isinstance(expand, list) else [expand])}
 
 
+def listing(found: list[Json], url: str) -> Json:
+    """A list endpoint's answer, all of it on one page (the emulator never holds more)."""
+    return {"object": "list", "data": found, "has_more": False, "url": url}
+
+
 def plus_month(unix: int) -> int:
     moment = datetime.fromtimestamp(unix, UTC)
     return int(add_months(moment, 1).timestamp())

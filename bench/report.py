@@ -7,6 +7,7 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,7 @@ def steal_note(start: CpuCounters | None, end: CpuCounters | None) -> str | None
 def machine_notes(
     load_at_start: tuple[float, float, float],
     counters_at_start: CpuCounters | None = None,
-    speed_ms: list[float] | None = None,
+    speed_ms: Sequence[float] = (),
 ) -> list[str]:
     cpu = "unknown"
     try:
@@ -101,7 +102,7 @@ def machine_notes(
         + ", ".join(f"{x:.1f}" for x in os.getloadavg())
         + " (the run's own load generators and processes included)",
     ]
-    speed = speed_note(speed_ms or [])
+    speed = speed_note(speed_ms)
     stolen = steal_note(counters_at_start, CpuCounters.read())
     return lines + [note for note in (speed, stolen) if note]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 # One sample every SAMPLE_SECONDS costs the run under 1 % of one core (a sample took 34-82 ms of
@@ -62,7 +63,7 @@ class SpeedSampler:
                 return
 
 
-def speed_note(samples: list[float]) -> str | None:
+def speed_note(samples: Sequence[float]) -> str | None:
     """The samples as a line of a report's Machine section (None without any)."""
     if not samples:
         return None
